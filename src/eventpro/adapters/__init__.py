@@ -1,0 +1,53 @@
+"""The adapter registry: a URL scheme names the module that builds the adapter.
+
+Modules are imported lazily, so a backend's driver is needed only when it is used.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from typing import cast
+from urllib.parse import urlsplit
+
+from eventpro.ports import InventoryStore, Misconfigured, PurchaseQueue
+
+STORES: dict[str, str] = {
+    "memory": "eventpro.adapters.memory:store_from_url",
+    "memory+unsafe": "eventpro.adapters.memory:store_from_url",
+    "sqlite": "eventpro.adapters.sqlite:store_from_url",
+}
+QUEUES: dict[str, str] = {
+    "memory": "eventpro.adapters.memory:queue_from_url",
+    "sqlite": "eventpro.adapters.sqlite:queue_from_url",
+}
+EXTRAS: dict[str, str] = {}
+
+
+def _factory(registry: dict[str, str], url: str, role: str) -> Callable[[str], object]:
+    scheme = urlsplit(url).scheme
+    target = registry.get(scheme)
+    if target is None:
+        valid = ", ".join(f"{s}://" for s in sorted(registry))
+        raise Misconfigured(f"unknown {role} URL scheme {scheme!r}; valid: {valid}")
+    module_name, _, name = target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        extra = EXTRAS.get(scheme, scheme)
+        raise Misconfigured(f"{scheme}:// needs `pip install 'eventpro[{extra}]'`") from exc
+    return cast(Callable[[str], object], getattr(module, name))
+
+
+def open_store(url: str) -> InventoryStore:
+    """The inventory store for a URL such as `sqlite:///eventpro.db` or `memory://`."""
+    store = _factory(STORES, url, "database")(url)
+    assert isinstance(store, InventoryStore)
+    return store
+
+
+def open_queue(url: str) -> PurchaseQueue:
+    """The purchase queue for a URL such as `sqlite:///eventpro.db` or `memory://`."""
+    queue = _factory(QUEUES, url, "queue")(url)
+    assert isinstance(queue, PurchaseQueue)
+    return queue

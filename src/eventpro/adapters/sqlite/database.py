@@ -1,0 +1,137 @@
+"""One SQLite file in WAL mode: per-thread connections, migrations and error mapping."""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from importlib import resources
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+from eventpro.ports import Conflict, Misconfigured, StoreError, Unavailable
+
+BUSY_TIMEOUT_MS = 5_000
+# FULL makes every commit durable across power loss, not only a process crash; group
+# commit amortises the fsync over a whole group of admissions or a batch of decisions.
+SYNCHRONOUS = ("OFF", "NORMAL", "FULL")
+
+
+@contextmanager
+def mapped_errors() -> Iterator[None]:
+    """Translate sqlite3 errors into the port's `StoreError` family."""
+    try:
+        yield
+    except sqlite3.IntegrityError as exc:
+        raise Conflict(str(exc)) from exc
+    except sqlite3.OperationalError as exc:
+        message = str(exc).lower()
+        if "locked" in message or "busy" in message or "unable to open" in message:
+            raise Unavailable(f"sqlite: {exc}") from exc
+        raise StoreError(f"sqlite: {exc}") from exc
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"sqlite: {exc}") from exc
+
+
+def path_from_url(url: str) -> tuple[str, str]:
+    """`sqlite:///relative.db`, `sqlite:////abs/path.db` → (path, synchronous mode)."""
+    parts = urlsplit(url)
+    if parts.scheme != "sqlite":
+        raise Misconfigured(f"not a sqlite URL: {url!r}")
+    path = parts.path[1:] if parts.path.startswith("/") else parts.path
+    if not path:
+        raise Misconfigured("sqlite URL needs a file path, e.g. sqlite:///eventpro.db")
+    sync = parse_qs(parts.query).get("synchronous", ["FULL"])[0].upper()
+    if sync not in SYNCHRONOUS:
+        raise Misconfigured(f"synchronous must be one of {SYNCHRONOUS}, not {sync!r}")
+    return path, sync
+
+
+class SqliteDatabase:
+    """A SQLite file shared by the store and the queue; one connection per thread."""
+
+    def __init__(self, path: str, synchronous: str = "FULL") -> None:
+        self.path = path
+        self._synchronous = synchronous
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self.migrate()
+
+    def connection(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            with mapped_errors():
+                conn = sqlite3.connect(
+                    self.path,
+                    isolation_level=None,
+                    timeout=BUSY_TIMEOUT_MS / 1000,
+                    check_same_thread=False,
+                )
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute(f"PRAGMA synchronous={self._synchronous}")
+                conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            self._local.conn = conn
+            with self._lock:
+                self._all.append(conn)
+        return conn
+
+    @contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction that takes the file's write lock at once (BEGIN IMMEDIATE)."""
+        conn = self.connection()
+        with mapped_errors():
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    @contextmanager
+    def read(self) -> Iterator[sqlite3.Connection]:
+        """A consistent snapshot for several reads (WAL readers never block the writer)."""
+        conn = self.connection()
+        with mapped_errors():
+            conn.execute("BEGIN")
+            try:
+                yield conn
+            finally:
+                conn.execute("COMMIT")
+
+    def migrate(self) -> None:
+        """Apply the numbered migrations not yet applied, each in its own transaction.
+
+        `PRAGMA user_version` records the last one; BEGIN IMMEDIATE makes two processes
+        migrating at once take turns, and the second finds nothing left to do.
+        """
+        scripts = sorted(
+            (f for f in resources.files(__package__).joinpath("migrations").iterdir()),
+            key=lambda f: f.name,
+        )
+        conn = self.connection()
+        for number, script in enumerate(scripts, start=1):
+            with self.write():
+                (version,) = conn.execute("PRAGMA user_version").fetchone()
+                if version >= number:
+                    continue
+                for statement in script.read_text().split(";\n"):
+                    if statement.strip():
+                        conn.execute(statement)
+                conn.execute(f"PRAGMA user_version={number}")
+
+    def ping(self) -> None:
+        with mapped_errors():
+            self.connection().execute("SELECT 1").fetchone()
+
+    def close(self) -> None:
+        with self._lock:
+            for conn in self._all:
+                with contextlib.suppress(sqlite3.ProgrammingError):
+                    conn.close()
+            self._all.clear()
+        self._local = threading.local()

@@ -1,0 +1,349 @@
+"""`SqliteQueue`: admission, the line and the admission log in the same SQLite file.
+
+A group of admissions is one `BEGIN IMMEDIATE` transaction (group commit). Leases are
+taken per event (the `lines` row), so one batch of an event is in flight at a time and
+decisions follow positions; an expired event lease makes its entries deliverable again.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Sequence
+from datetime import datetime
+
+import orjson
+
+from eventpro.adapters.sqlite.database import SqliteDatabase
+from eventpro.adapters.sqlite.rows import (
+    PURCHASE_COLUMNS,
+    decode_cursor,
+    encode_cursor,
+    purchase_from_row,
+    purchase_to_row,
+)
+from eventpro.domain.model import Decision, Purchase, PurchaseStatus, Reason
+from eventpro.ports import (
+    Admission,
+    Admitted,
+    DeadLetter,
+    Delivery,
+    IdSource,
+    Page,
+    PurchaseQueue,
+)
+
+INSERT_PURCHASE = (
+    f"INSERT INTO purchases ({PURCHASE_COLUMNS.removeprefix('seq, ')})"
+    f" VALUES ({', '.join('?' * 14)})"
+)
+# Take the buyer's tickets only if the total stays within the limit (0 rows: limit exceeded).
+HOLD = """
+INSERT INTO holdings (event_id, buyer_id, held) SELECT :event, :buyer, :qty WHERE :qty <= :limit
+ON CONFLICT (event_id, buyer_id) DO UPDATE SET held = held + excluded.held
+WHERE held + excluded.held <= :limit
+"""
+# The least recently served event with requests ready and no batch in flight.
+NEXT_EVENT = """
+SELECT event_id FROM lines WHERE ready > 0 AND leased_until <= :now
+ORDER BY last_leased LIMIT 1
+"""
+SELECT_PURCHASES = "SELECT " + ", ".join(f"p.{c.strip()}" for c in PURCHASE_COLUMNS.split(","))
+
+
+class SqliteQueue(PurchaseQueue):
+    capabilities = frozenset({"durable", "group_commit"})
+
+    def __init__(self, db: SqliteDatabase, ids: IdSource | None = None) -> None:
+        self.db = db
+        self._ids = ids or IdSource()
+
+    # -- admission ---------------------------------------------------------------------
+
+    def admit(self, admissions: Sequence[Admission]) -> list[Admitted]:
+        with self.db.write() as conn:
+            group = _AdmissionGroup(conn)
+            results = [group.admit(a) for a in admissions]
+            group.flush()
+        return results
+
+    # -- the line ----------------------------------------------------------------------
+
+    def lease(self, max_items: int, visibility_timeout: float, now: datetime) -> list[Delivery]:
+        clock = now.timestamp()
+        lease_id = self._ids.new("lease")
+        with self.db.write() as conn:
+            row = conn.execute(NEXT_EVENT, {"now": clock}).fetchone()
+            if row is None:
+                return []
+            event_id = row[0]
+            rows = conn.execute(
+                f"{SELECT_PURCHASES}, l.attempts FROM line l JOIN purchases p"
+                " ON p.id = l.purchase_id WHERE l.event_id = ? AND l.dead = 0"
+                " ORDER BY l.position LIMIT ?",
+                (event_id, max_items),
+            ).fetchall()
+            if not rows:
+                return []
+            last = rows[-1][8]  # position
+            conn.execute(
+                "UPDATE line SET attempts = attempts + 1, lease_id = ?"
+                " WHERE event_id = ? AND dead = 0 AND position <= ?",
+                (lease_id, event_id, last),
+            )
+            conn.execute(
+                "UPDATE lines SET lease_id = ?, leased_until = ?, last_leased = ?"
+                " WHERE event_id = ?",
+                (lease_id, clock + visibility_timeout, time.time(), event_id),
+            )
+        return [Delivery(purchase_from_row(r[:-1]), r[-1] + 1, lease_id) for r in rows]
+
+    def complete(self, deliveries: Sequence[Delivery], decisions: Sequence[Decision]) -> None:
+        if not deliveries:
+            return
+        by_id = {d.purchase_id: d for d in decisions}
+        with self.db.write() as conn:
+            for delivery in deliveries:
+                self._complete_one(conn, delivery.purchase, by_id[delivery.purchase.id])
+            _release_if_done(conn, deliveries[0])
+
+    @staticmethod
+    def _complete_one(conn: sqlite3.Connection, purchase: Purchase, decision: Decision) -> None:
+        removed = conn.execute(
+            "DELETE FROM line WHERE purchase_id = ? RETURNING dead", (purchase.id,)
+        ).fetchone()
+        if removed is None:
+            return  # completed before: a redelivered batch
+        was_dead = removed[0]
+        conn.execute(
+            "UPDATE lines SET undecided = undecided - 1, ready = ready - ? WHERE event_id = ?",
+            (0 if was_dead else 1, purchase.event_id),
+        )
+        conn.execute(
+            "UPDATE purchases SET status = ?, reason = ?, order_id = ? WHERE id = ?",
+            (
+                decision.status.value,
+                decision.reason.value if decision.reason else None,
+                decision.order.id if decision.order else None,
+                purchase.id,
+            ),
+        )
+        if decision.status is PurchaseStatus.REJECTED:
+            conn.execute(
+                "UPDATE holdings SET held = held - ? WHERE event_id = ? AND buyer_id = ?",
+                (purchase.request.quantity, purchase.event_id, purchase.buyer_id),
+            )
+
+    def fail(self, delivery: Delivery, error: str, max_attempts: int, now: datetime) -> bool:
+        purchase = delivery.purchase
+        dead = delivery.attempt >= max_attempts
+        with self.db.write() as conn:
+            cur = conn.execute(
+                "UPDATE line SET lease_id = NULL, last_error = ?, dead = ?, failed_at = ?"
+                " WHERE purchase_id = ? AND dead = 0",
+                (error, int(dead), now.isoformat() if dead else None, purchase.id),
+            )
+            if dead and cur.rowcount:
+                conn.execute(
+                    "UPDATE lines SET ready = ready - 1 WHERE event_id = ?", (purchase.event_id,)
+                )
+                conn.execute("UPDATE purchases SET status = 'failed' WHERE id = ?", (purchase.id,))
+            _release_if_done(conn, delivery)
+        return dead and cur.rowcount == 1
+
+    def mark_sold_out(self, event_id: str, sections: set[str]) -> None:
+        with self.db.write() as conn:
+            conn.executemany(
+                "INSERT OR IGNORE INTO sold_out VALUES (?, ?)", [(event_id, s) for s in sections]
+            )
+
+    # -- reads -------------------------------------------------------------------------
+
+    def get_purchase(self, purchase_id: str) -> Purchase | None:
+        with self.db.read() as conn:
+            row = conn.execute(
+                f"SELECT {PURCHASE_COLUMNS} FROM purchases WHERE id = ?", (purchase_id,)
+            ).fetchone()
+        return purchase_from_row(row) if row else None
+
+    def ahead(self, purchase: Purchase) -> int:
+        if purchase.position is None:
+            return 0
+        with self.db.read() as conn:
+            (count,) = conn.execute(
+                "SELECT count(*) FROM line WHERE event_id = ? AND position < ?",
+                (purchase.event_id, purchase.position),
+            ).fetchone()
+        return int(count)
+
+    def depth(self, event_id: str) -> int:
+        with self.db.read() as conn:
+            row = conn.execute(
+                "SELECT undecided FROM lines WHERE event_id = ?", (event_id,)
+            ).fetchone()
+        return int(row[0]) if row else 0
+
+    def list_purchases(
+        self, event_id: str, status: PurchaseStatus | None, limit: int, cursor: str | None
+    ) -> Page[Purchase]:
+        after = decode_cursor(cursor) if cursor else 0
+        with self.db.read() as conn:
+            rows = conn.execute(
+                f"SELECT {PURCHASE_COLUMNS} FROM purchases WHERE event_id = ? AND seq > ?"
+                " AND (? IS NULL OR status = ?) ORDER BY seq LIMIT ?",
+                (event_id, after, status, status, limit + 1),
+            ).fetchall()
+        more = len(rows) > limit
+        rows = rows[:limit]
+        items = [purchase_from_row(r) for r in rows]
+        return Page(items, encode_cursor(rows[-1][0]) if more else None)
+
+    def dead_letters(
+        self, event_id: str | None, limit: int, cursor: str | None
+    ) -> Page[DeadLetter]:
+        after = decode_cursor(cursor) if cursor else 0
+        with self.db.read() as conn:
+            rows = conn.execute(
+                f"{SELECT_PURCHASES}, l.attempts, l.last_error, l.failed_at FROM line l"
+                " JOIN purchases p ON p.id = l.purchase_id WHERE l.dead = 1"
+                " AND (? IS NULL OR l.event_id = ?) AND p.seq > ? ORDER BY p.seq LIMIT ?",
+                (event_id, event_id, after, limit + 1),
+            ).fetchall()
+        more = len(rows) > limit
+        rows = rows[:limit]
+        items = [
+            DeadLetter(purchase_from_row(r[:-3]), r[-3], r[-2] or "", datetime.fromisoformat(r[-1]))
+            for r in rows
+        ]
+        return Page(items, encode_cursor(rows[-1][0]) if more else None)
+
+    def redrive(self, event_id: str | None, purchase_ids: Sequence[str] | None) -> int:
+        ids = orjson.dumps(list(purchase_ids or [])).decode()
+        with self.db.write() as conn:
+            rows = conn.execute(
+                "UPDATE line SET dead = 0, attempts = 0, lease_id = NULL, last_error = NULL,"
+                " failed_at = NULL WHERE dead = 1 AND ((? IS NOT NULL AND event_id = ?)"
+                " OR purchase_id IN (SELECT value FROM json_each(?)))"
+                " RETURNING event_id, purchase_id",
+                (event_id, event_id, ids),
+            ).fetchall()
+            conn.executemany(
+                "UPDATE lines SET ready = ready + 1 WHERE event_id = ?", [(r[0],) for r in rows]
+            )
+            conn.executemany(
+                "UPDATE purchases SET status = 'queued' WHERE id = ?", [(r[1],) for r in rows]
+            )
+        return len(rows)
+
+    def ping(self) -> None:
+        self.db.ping()
+
+    def close(self) -> None:
+        self.db.close()
+
+
+def _release_if_done(conn: sqlite3.Connection, delivery: Delivery) -> None:
+    """End the event lease once none of its leased requests is left undecided."""
+    left = conn.execute(
+        "SELECT 1 FROM line WHERE event_id = ? AND lease_id = ? AND dead = 0 LIMIT 1",
+        (delivery.purchase.event_id, delivery.lease_id),
+    ).fetchone()
+    if left is None:
+        conn.execute(
+            "UPDATE lines SET leased_until = 0, lease_id = NULL"
+            " WHERE event_id = ? AND lease_id = ?",
+            (delivery.purchase.event_id, delivery.lease_id),
+        )
+
+
+class _AdmissionGroup:
+    """One group commit: the rules of `PurchaseQueue.admit`, applied request by request."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        self.next_position: dict[str, int] = {}
+        self.sold_out: dict[str, set[str]] = {}
+        self.by_key: dict[tuple[str, str], Purchase] = {}
+        self.purchases: list[Purchase] = []
+        self.queued: list[Purchase] = []
+
+    def admit(self, a: Admission) -> Admitted:
+        if a.idempotency_key is not None:
+            earlier = self._find_key(a.event_id, a.idempotency_key)
+            if earlier is not None:
+                mismatch = earlier.request_hash != a.request_hash
+                return Admitted(earlier, replayed=not mismatch, key_mismatch=mismatch)
+        reason = a.rejected_for or self._reason(a)
+        purchase = Purchase(
+            id=a.purchase_id,
+            event_id=a.event_id,
+            request=a.request,
+            status=PurchaseStatus.REJECTED if reason else PurchaseStatus.QUEUED,
+            position=None if reason else self._take_position(a.event_id),
+            reason=reason,
+            created_at=a.received_at,
+            idempotency_key=a.idempotency_key,
+            request_hash=a.request_hash,
+        )
+        self.purchases.append(purchase)
+        if reason is None:
+            self.queued.append(purchase)
+        if a.idempotency_key is not None:
+            self.by_key[(a.event_id, a.idempotency_key)] = purchase
+        return Admitted(purchase)
+
+    def _find_key(self, event_id: str, key: str) -> Purchase | None:
+        found = self.by_key.get((event_id, key))
+        if found is not None:
+            return found
+        row = self.conn.execute(
+            f"SELECT {PURCHASE_COLUMNS} FROM purchases WHERE event_id = ? AND idempotency_key = ?",
+            (event_id, key),
+        ).fetchone()
+        return purchase_from_row(row) if row else None
+
+    def _reason(self, a: Admission) -> Reason | None:
+        if a.event_id not in self.sold_out:
+            rows = self.conn.execute(
+                "SELECT section FROM sold_out WHERE event_id = ?", (a.event_id,)
+            ).fetchall()
+            self.sold_out[a.event_id] = {r[0] for r in rows}
+        if a.request.section in self.sold_out[a.event_id]:
+            return Reason.SOLD_OUT
+        held = self.conn.execute(
+            HOLD,
+            {
+                "event": a.event_id,
+                "buyer": a.request.buyer_id,
+                "qty": a.request.quantity,
+                "limit": a.per_buyer_limit,
+            },
+        )
+        return None if held.rowcount else Reason.LIMIT_EXCEEDED
+
+    def _take_position(self, event_id: str) -> int:
+        if event_id not in self.next_position:
+            row = self.conn.execute(
+                "SELECT next_position FROM lines WHERE event_id = ?", (event_id,)
+            ).fetchone()
+            self.next_position[event_id] = row[0] if row else 1
+        position = self.next_position[event_id]
+        self.next_position[event_id] = position + 1
+        return position
+
+    def flush(self) -> None:
+        """Write the group: the log, the line entries and each event's counters."""
+        self.conn.executemany(INSERT_PURCHASE, [purchase_to_row(p) for p in self.purchases])
+        self.conn.executemany(
+            "INSERT INTO line (event_id, position, purchase_id) VALUES (?, ?, ?)",
+            [(p.event_id, p.position, p.id) for p in self.queued],
+        )
+        added: dict[str, int] = {}
+        for p in self.queued:
+            added[p.event_id] = added.get(p.event_id, 0) + 1
+        self.conn.executemany(
+            "INSERT INTO lines (event_id, next_position, undecided, ready) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (event_id) DO UPDATE SET next_position = excluded.next_position,"
+            " undecided = undecided + excluded.undecided, ready = ready + excluded.ready",
+            [(e, self.next_position[e], n, n) for e, n in added.items()],
+        )

@@ -1,0 +1,67 @@
+"""The composition root: the only module that reads Settings and opens adapters."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from eventpro.adapters import open_queue, open_store
+from eventpro.config import Settings
+from eventpro.ports import Clock, IdSource, InventoryStore, PurchaseQueue
+from eventpro.services.admission import AdmissionService
+from eventpro.services.decisions import WorkerPolicy
+
+log = logging.getLogger("eventpro")
+
+
+@dataclass
+class Container:
+    """Everything a process needs, wired once."""
+
+    settings: Settings
+    store: InventoryStore
+    queue: PurchaseQueue
+    clock: Clock = field(default_factory=Clock)
+    ids: IdSource = field(default_factory=IdSource)
+
+    @property
+    def policy(self) -> WorkerPolicy:
+        s = self.settings
+        return WorkerPolicy(s.batch_size, s.visibility_timeout, s.max_attempts)
+
+    def admission(self) -> AdmissionService:
+        s = self.settings
+        return AdmissionService(
+            self.store,
+            self.queue,
+            self.clock,
+            self.ids,
+            max_line=s.max_line,
+            retry_after=s.retry_after,
+        )
+
+    def close(self) -> None:
+        self.queue.close()
+        self.store.close()
+
+
+def bootstrap(settings: Settings) -> Container:
+    """Open the store and the queue named by the settings' URLs."""
+    store = open_store(settings.database_url)
+    queue = open_queue(settings.effective_queue_url)
+    log.info(
+        "backends: database=%s queue=%s",
+        redact(settings.database_url),
+        redact(settings.effective_queue_url),
+    )
+    return Container(settings=settings, store=store, queue=queue)
+
+
+def redact(url: str) -> str:
+    """The URL with any password replaced, safe for logs."""
+    scheme, sep, rest = url.partition("://")
+    creds, at, host = rest.rpartition("@")
+    if not at or ":" not in creds:
+        return url
+    user = creds.split(":", 1)[0]
+    return f"{scheme}{sep}{user}:***@{host}"

@@ -1,0 +1,3 @@
+"""The `eventpro` command line."""
+
+from __future__ import annotations

@@ -1,0 +1,78 @@
+"""`eventpro serve`, `eventpro worker` and `eventpro migrate`: the long-running processes."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from typing import Annotated
+
+import typer
+
+from eventpro.bootstrap import bootstrap
+from eventpro.config import Settings
+
+
+def _settings(**overrides: object) -> Settings:
+    values = {k: v for k, v in overrides.items() if v is not None}
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+DatabaseUrl = Annotated[
+    str | None, typer.Option(envvar="EVENTPRO_DATABASE_URL", help="inventory store URL")
+]
+QueueUrl = Annotated[
+    str | None, typer.Option(envvar="EVENTPRO_QUEUE_URL", help="queue URL (default: database)")
+]
+
+
+def serve(
+    database_url: DatabaseUrl = None,
+    queue_url: QueueUrl = None,
+    host: Annotated[str, typer.Option(envvar="EVENTPRO_HOST")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(envvar="EVENTPRO_PORT")] = 8000,
+    workers: Annotated[
+        int, typer.Option(envvar="EVENTPRO_WORKERS", help="in-process worker loops (0: API only)")
+    ] = 1,
+) -> None:
+    """Run the HTTP API, with in-process workers deciding the line."""
+    from eventpro.api.server import run_server
+
+    settings = _settings(
+        database_url=database_url, queue_url=queue_url, host=host, port=port, workers=workers
+    )
+    settings.require_admin_token()
+    run_server(settings)
+
+
+def worker(
+    database_url: DatabaseUrl = None,
+    queue_url: QueueUrl = None,
+    batch_size: Annotated[int, typer.Option(envvar="EVENTPRO_BATCH_SIZE")] = 500,
+) -> None:
+    """Run a standalone worker: lease batches, decide them, until SIGTERM or SIGINT."""
+    from eventpro.worker.loop import run_blocking
+
+    settings = _settings(database_url=database_url, queue_url=queue_url, batch_size=batch_size)
+    container = bootstrap(settings)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    typer.echo(f"worker: deciding batches of {settings.batch_size}; SIGTERM stops")
+    try:
+        run_blocking(container.store, container.queue, container.clock, container.policy, stop)
+    finally:
+        container.close()
+
+
+def migrate(database_url: DatabaseUrl = None, queue_url: QueueUrl = None) -> None:
+    """Create or upgrade the schema of the configured backends (safe to run twice)."""
+    settings = _settings(database_url=database_url, queue_url=queue_url)
+    container = bootstrap(settings)
+    container.close()
+    typer.echo("schema up to date")
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(serve)
+    app.command()(worker)
+    app.command()(migrate)

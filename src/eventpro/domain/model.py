@@ -1,0 +1,153 @@
+"""The domain model: what is sold (events, sections, seats) and what buyers ask for.
+
+Everything here is an immutable value. Adapters store and load these values; the
+rules that decide what is valid live in `rules.py`, once, for every adapter.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+class SectionKind(enum.StrEnum):
+    GENERAL = "general"
+    RESERVED = "reserved"
+
+
+class EventStatus(enum.StrEnum):
+    SCHEDULED = "scheduled"
+    ON_SALE = "on_sale"
+    SOLD_OUT = "sold_out"
+
+
+class PurchaseStatus(enum.StrEnum):
+    QUEUED = "queued"
+    CONFIRMED = "confirmed"
+    REJECTED = "rejected"
+    FAILED = "failed"
+
+    @property
+    def is_final(self) -> bool:
+        return self in (PurchaseStatus.CONFIRMED, PurchaseStatus.REJECTED)
+
+
+class Reason(enum.StrEnum):
+    SOLD_OUT = "sold_out"
+    SEAT_TAKEN = "seat_taken"
+    LIMIT_EXCEEDED = "limit_exceeded"
+    SALE_NOT_OPEN = "sale_not_open"
+
+
+@dataclass(frozen=True, slots=True)
+class Section:
+    """A general-admission section (a capacity) or a reserved one (labelled seats)."""
+
+    name: str
+    price_cents: int
+    capacity: int
+    seats: tuple[str, ...] = ()
+
+    @property
+    def kind(self) -> SectionKind:
+        return SectionKind.RESERVED if self.seats else SectionKind.GENERAL
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    id: str
+    name: str
+    venue: str
+    starts_at: datetime
+    sale_opens_at: datetime
+    per_buyer_limit: int
+    sections: tuple[Section, ...]
+    created_at: datetime
+    paused: bool = False
+
+    def section(self, name: str) -> Section | None:
+        return next((s for s in self.sections if s.name == name), None)
+
+    def section_of_seat(self, label: str) -> Section | None:
+        return next((s for s in self.sections if label in s.seats), None)
+
+    @property
+    def capacity(self) -> int:
+        return sum(s.capacity for s in self.sections)
+
+
+@dataclass(frozen=True, slots=True)
+class Inventory:
+    """An event with what is left of each section, as the store last saw it."""
+
+    event: Event
+    remaining: dict[str, int]
+
+    @property
+    def sold(self) -> int:
+        return self.event.capacity - sum(self.remaining.values())
+
+
+@dataclass(frozen=True, slots=True)
+class PurchaseRequest:
+    """What a buyer asked for, resolved against the event: one section, some seats or a count."""
+
+    buyer_id: str
+    section: str
+    quantity: int
+    seats: tuple[str, ...] = ()
+    amount_cents: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Purchase:
+    """A purchase request as recorded at admission, with its fate so far."""
+
+    id: str
+    event_id: str
+    request: PurchaseRequest
+    status: PurchaseStatus
+    position: int | None
+    reason: Reason | None
+    created_at: datetime
+    order_id: str | None = None
+    idempotency_key: str | None = None
+    request_hash: str | None = None
+
+    @property
+    def buyer_id(self) -> str:
+        return self.request.buyer_id
+
+
+@dataclass(frozen=True, slots=True)
+class Order:
+    """What a confirmed purchase produced."""
+
+    id: str
+    event_id: str
+    buyer_id: str
+    purchase_id: str
+    section: str
+    seats: tuple[str, ...]
+    quantity: int
+    amount_cents: int
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The final outcome of one purchase: an order, or a reason it was rejected."""
+
+    purchase_id: str
+    status: PurchaseStatus
+    reason: Reason | None = None
+    order: Order | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DecidedBatch:
+    """What a store decided for a batch, and which sections it left empty."""
+
+    decisions: list[Decision]
+    emptied_sections: set[str] = field(default_factory=set)

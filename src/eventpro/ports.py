@@ -1,0 +1,246 @@
+"""Ports: what the services need from the outside world, and the errors adapters raise.
+
+Two ports carry the product:
+
+- `InventoryStore`, the system of record for tickets: events, what remains, orders and
+  each purchase's decision. Every write that takes stock is conditional.
+- `PurchaseQueue`, the line: admission (idempotency, per-buyer count, sold-out flags,
+  positions), the durable queue of undecided requests with leases, attempts and dead
+  letters, and the admission log that answers "where is my purchase".
+
+Adapters implement both for a backend; `tests/contract` holds every adapter to the same
+behaviour. Times are passed in (a `Clock`), so adapters never read the wall clock for rules.
+"""
+
+from __future__ import annotations
+
+import abc
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Generic, TypeVar
+
+from eventpro.domain.model import (
+    DecidedBatch,
+    Decision,
+    Event,
+    Inventory,
+    Order,
+    Purchase,
+    PurchaseRequest,
+    PurchaseStatus,
+    Reason,
+)
+
+
+class StoreError(Exception):
+    """A backend failed to do what was asked."""
+
+
+class Conflict(StoreError):
+    """A conditional write lost, or a unique value already exists."""
+
+
+class Unavailable(StoreError):
+    """The backend cannot be reached or is busy; the same call may succeed later."""
+
+
+class Misconfigured(StoreError):
+    """The backend is set up wrongly (bad URL, missing schema, missing driver)."""
+
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[T]):
+    items: list[T]
+    next_cursor: str | None
+
+
+class Clock:
+    """The time source; tests pass a fixed or stepping clock."""
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+class IdSource:
+    """Opaque identifiers with a readable prefix (`evt_`, `pur_`, `ord_`)."""
+
+    def new(self, prefix: str) -> str:
+        return f"{prefix}_{secrets.token_hex(10)}"
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """One request to enter an event's line, as the API received it."""
+
+    purchase_id: str
+    event_id: str
+    request: PurchaseRequest
+    per_buyer_limit: int
+    received_at: datetime
+    idempotency_key: str | None = None
+    request_hash: str | None = None
+    # A reason known before the line is consulted (the sale is not open yet).
+    rejected_for: Reason | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Admitted:
+    """The outcome of one admission: the purchase as recorded, or a key reused with another body.
+
+    `replayed` is True when an earlier purchase with the same idempotency key was returned.
+    """
+
+    purchase: Purchase
+    replayed: bool = False
+    key_mismatch: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """A leased purchase request. `attempt` is 1 on the first delivery."""
+
+    purchase: Purchase
+    attempt: int
+    lease_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    purchase: Purchase
+    attempts: int
+    last_error: str
+    failed_at: datetime
+
+
+class InventoryStore(abc.ABC):
+    """The system of record: events, remaining stock, orders and decisions."""
+
+    capabilities: frozenset[str] = frozenset()
+
+    @abc.abstractmethod
+    def create_event(self, event: Event) -> None:
+        """Store a new event with all its stock available; raise `Conflict` if the id exists."""
+
+    @abc.abstractmethod
+    def get_inventory(self, event_id: str) -> Inventory | None:
+        """Return the event with the remaining count of each section, or None."""
+
+    @abc.abstractmethod
+    def list_events(self, limit: int, cursor: str | None) -> Page[Event]:
+        """A page of events, newest first; events created while paging never shift a page."""
+
+    @abc.abstractmethod
+    def set_paused(self, event_id: str, paused: bool) -> bool:
+        """Pause or resume admission for an event; return False if it does not exist."""
+
+    @abc.abstractmethod
+    def seat_map(self, event_id: str, section: str) -> list[tuple[str, bool]]:
+        """Each seat label of a reserved section, in its defined order, with `available`."""
+
+    @abc.abstractmethod
+    def decide(self, purchases: Sequence[Purchase], now: datetime) -> DecidedBatch:
+        """Decide purchases in the given order in one atomic transaction, never twice.
+
+        Each takes stock with a conditional write (GA: `remaining >= quantity`; named seats:
+        all still free, all or nothing; any seats: the lowest free ones). A purchase that
+        was already decided returns its stored decision and takes nothing.
+        """
+
+    @abc.abstractmethod
+    def get_order(self, order_id: str) -> Order | None:
+        """The order with this id, or None."""
+
+    @abc.abstractmethod
+    def list_orders(self, event_id: str, limit: int, cursor: str | None) -> Page[Order]:
+        """A page of the event's orders in allocation order."""
+
+    @abc.abstractmethod
+    def ping(self) -> None:
+        """Raise `Unavailable` if the backend does not answer."""
+
+    def close(self) -> None:
+        """Release connections."""
+
+
+class PurchaseQueue(abc.ABC):
+    """The line: admission, the durable queue with leases and dead letters, and its log."""
+
+    capabilities: frozenset[str] = frozenset()
+
+    @abc.abstractmethod
+    def admit(self, admissions: Sequence[Admission]) -> list[Admitted]:
+        """Admit a group of requests atomically, in order (a group commit).
+
+        For each: a known idempotency key returns the first purchase (or `key_mismatch`
+        for another body); else the request is rejected at once (its `rejected_for`,
+        the buyer's tickets in line or confirmed would exceed the limit, or its section
+        is marked sold out), or it takes the event's next position and is appended to the
+        line. Every outcome is recorded durably before this returns.
+        """
+
+    @abc.abstractmethod
+    def lease(self, max_items: int, visibility_timeout: float, now: datetime) -> list[Delivery]:
+        """Atomically lease up to `max_items` requests of one event, lowest positions first.
+
+        An event with a request already leased is skipped (one batch in flight per event,
+        so decisions follow position order). Each lease adds one to the attempt count; an
+        unacknowledged lease is delivered again once `visibility_timeout` seconds pass.
+        """
+
+    @abc.abstractmethod
+    def complete(self, deliveries: Sequence[Delivery], decisions: Sequence[Decision]) -> None:
+        """Record the decisions and remove the requests from the line, idempotently.
+
+        A rejected request gives its tickets back to the buyer's per-buyer count once.
+        """
+
+    @abc.abstractmethod
+    def fail(self, delivery: Delivery, error: str, max_attempts: int, now: datetime) -> bool:
+        """Give a lease back after an error; dead-letter the request at `max_attempts`.
+
+        Returns True if the request moved to the dead-letter queue.
+        """
+
+    @abc.abstractmethod
+    def mark_sold_out(self, event_id: str, sections: set[str]) -> None:
+        """Flag sections as empty so that admission rejects new requests at once."""
+
+    @abc.abstractmethod
+    def get_purchase(self, purchase_id: str) -> Purchase | None:
+        """The purchase as recorded at admission with its latest status, or None."""
+
+    @abc.abstractmethod
+    def ahead(self, purchase: Purchase) -> int:
+        """How many undecided requests of the same event have a lower position."""
+
+    @abc.abstractmethod
+    def depth(self, event_id: str) -> int:
+        """How many admitted requests of the event are not decided yet."""
+
+    @abc.abstractmethod
+    def list_purchases(
+        self, event_id: str, status: PurchaseStatus | None, limit: int, cursor: str | None
+    ) -> Page[Purchase]:
+        """A page of the event's purchases in arrival order, hence by position."""
+
+    @abc.abstractmethod
+    def dead_letters(
+        self, event_id: str | None, limit: int, cursor: str | None
+    ) -> Page[DeadLetter]:
+        """A page of dead-lettered requests, by event and position."""
+
+    @abc.abstractmethod
+    def redrive(self, event_id: str | None, purchase_ids: Sequence[str] | None) -> int:
+        """Put dead letters back in line at their original positions, attempts reset."""
+
+    @abc.abstractmethod
+    def ping(self) -> None:
+        """Raise `Unavailable` if the backend does not answer."""
+
+    def close(self) -> None:
+        """Release connections."""

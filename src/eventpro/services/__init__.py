@@ -1,0 +1,3 @@
+"""Services: one function per use case, taking ports as arguments."""
+
+from __future__ import annotations

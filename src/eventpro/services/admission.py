@@ -1,0 +1,230 @@
+"""Admission: answer every buyer at once, and write admissions in groups.
+
+The API calls `AdmissionService.submit` for each purchase request. The rules that need
+no I/O run here (validation, sale open, pause, line bound); what must be atomic
+(idempotency, per-buyer count, sold-out flag, position, durable append) is the queue
+port's `admit`, called once per group of concurrent requests: while one group is being
+written, the next one gathers (group commit), so a spike costs one transaction per
+group rather than one per request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+import orjson
+
+from eventpro.domain.model import Event, Reason
+from eventpro.domain.rules import resolve_request
+from eventpro.ports import Admission, Admitted, Clock, IdSource, InventoryStore, PurchaseQueue
+
+
+class AdmissionError(Exception):
+    """A request that cannot be admitted now; `code` is the API's error code."""
+
+    code = "admission_error"
+
+    def __init__(self, message: str, retry_after: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.retry_after = retry_after
+
+
+class EventNotFound(AdmissionError):
+    code = "event_not_found"
+
+
+class AdmissionPaused(AdmissionError):
+    code = "event_paused"
+
+
+class LineFull(AdmissionError):
+    code = "line_full"
+
+
+class IdempotencyInFlight(AdmissionError):
+    code = "idempotency_key_in_flight"
+
+
+class IdempotencyMismatch(AdmissionError):
+    code = "idempotency_key_reused"
+
+
+@dataclass(frozen=True, slots=True)
+class PurchaseInput:
+    buyer_id: str
+    section: str | None
+    seats: tuple[str, ...] | None
+    quantity: int | None
+
+    def fingerprint(self, event_id: str) -> str:
+        """A hash of the request body, to tell a retry from a reused key."""
+        body = [event_id, self.buyer_id, self.section, self.seats, self.quantity]
+        return hashlib.sha256(orjson.dumps(body)).hexdigest()
+
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class TtlCache(Generic[K, V]):
+    """A tiny time-bounded cache: values are refreshed at most every `ttl` seconds."""
+
+    def __init__(self, ttl: float) -> None:
+        self._ttl = ttl
+        self._items: dict[K, tuple[float, V]] = {}
+
+    def get(self, key: K, load: Callable[[K], V]) -> V:
+        now = time.monotonic()
+        hit = self._items.get(key)
+        if hit is not None and now - hit[0] < self._ttl:
+            return hit[1]
+        value = load(key)
+        if len(self._items) > 10_000:
+            self._items.clear()
+        self._items[key] = (now, value)
+        return value
+
+    def forget(self, key: K) -> None:
+        self._items.pop(key, None)
+
+
+class GroupCommitter:
+    """Gathers concurrent admissions and writes each gathered group with one `admit` call."""
+
+    def __init__(self, queue: PurchaseQueue, max_group: int = 1000) -> None:
+        self._queue = queue
+        self._max_group = max_group
+        # One writer thread: admissions are serialised anyway, and arrival order is kept.
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="admit")
+        self._pending: list[tuple[Admission, asyncio.Future[Admitted]]] = []
+        self._flushing = False
+        self._flusher: asyncio.Task[None] | None = None
+
+    async def admit(self, admission: Admission) -> Admitted:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Admitted] = loop.create_future()
+        self._pending.append((admission, future))
+        if not self._flushing:
+            self._flushing = True
+            self._flusher = loop.create_task(self._flush())
+        return await future
+
+    async def _flush(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while self._pending:
+                group = self._pending[: self._max_group]
+                del self._pending[: self._max_group]
+                await self._write(loop, group)
+        finally:
+            self._flushing = False
+
+    async def _write(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        group: Sequence[tuple[Admission, asyncio.Future[Admitted]]],
+    ) -> None:
+        admissions = [a for a, _ in group]
+        try:
+            results = await loop.run_in_executor(self._executor, self._queue.admit, admissions)
+        except Exception as exc:
+            for _, future in group:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        for (_, future), result in zip(group, results, strict=True):
+            if not future.done():
+                future.set_result(result)
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True)
+
+
+class AdmissionService:
+    """Validates, applies the fast rules and hands requests to the group committer."""
+
+    def __init__(
+        self,
+        store: InventoryStore,
+        queue: PurchaseQueue,
+        clock: Clock,
+        ids: IdSource,
+        *,
+        max_line: int,
+        retry_after: int = 1,
+        cache_ttl: float = 0.5,
+    ) -> None:
+        self._store = store
+        self._queue = queue
+        self._clock = clock
+        self._ids = ids
+        self._max_line = max_line
+        self._retry_after = retry_after
+        self._events: TtlCache[str, Event | None] = TtlCache(cache_ttl)
+        self._depths: TtlCache[str, int] = TtlCache(cache_ttl)
+        self._in_flight: set[tuple[str, str]] = set()
+        self.committer = GroupCommitter(queue)
+
+    def event(self, event_id: str) -> Event | None:
+        """The event's definition, cached briefly: it changes only by pause and resume."""
+
+        def load(key: str) -> Event | None:
+            inventory = self._store.get_inventory(key)
+            return inventory.event if inventory else None
+
+        return self._events.get(event_id, load)
+
+    def forget_event(self, event_id: str) -> None:
+        self._events.forget(event_id)
+
+    async def submit(
+        self, event_id: str, body: PurchaseInput, idempotency_key: str | None
+    ) -> Admitted:
+        """Admit one purchase request; raise `DomainError` or `AdmissionError` if it can't be."""
+        event = self.event(event_id)
+        if event is None:
+            raise EventNotFound(f"no event {event_id!r}")
+        if event.paused:
+            raise AdmissionPaused(f"sales of {event_id} are paused", self._retry_after)
+        request = resolve_request(
+            event, body.buyer_id, section=body.section, seats=body.seats, quantity=body.quantity
+        )
+        if self._depths.get(event_id, self._queue.depth) >= self._max_line:
+            raise LineFull(f"the line for {event_id} is full; try again", self._retry_after)
+        now = self._clock.now()
+        admission = Admission(
+            purchase_id=self._ids.new("pur"),
+            event_id=event_id,
+            request=request,
+            per_buyer_limit=event.per_buyer_limit,
+            received_at=now,
+            idempotency_key=idempotency_key,
+            request_hash=body.fingerprint(event_id) if idempotency_key else None,
+            rejected_for=Reason.SALE_NOT_OPEN if now < event.sale_opens_at else None,
+        )
+        if idempotency_key is None:
+            return await self.committer.admit(admission)
+        return await self._submit_once(admission, idempotency_key)
+
+    async def _submit_once(self, admission: Admission, key: str) -> Admitted:
+        scoped = (admission.event_id, key)
+        if scoped in self._in_flight:
+            raise IdempotencyInFlight("a request with this Idempotency-Key is still in progress")
+        self._in_flight.add(scoped)
+        try:
+            admitted = await self.committer.admit(admission)
+        finally:
+            self._in_flight.discard(scoped)
+        if admitted.key_mismatch:
+            raise IdempotencyMismatch("this Idempotency-Key was used with a different body")
+        return admitted
+
+    def close(self) -> None:
+        self.committer.close()

@@ -1,0 +1,3 @@
+"""Workers: lease batches from the line and decide them."""
+
+from __future__ import annotations
