@@ -34,17 +34,25 @@ def decide_next_batch(
     request is retried and dead-lettered without holding the others back.
     `Unavailable` propagates: the caller backs off and the leases expire by themselves.
     """
-    deliveries = queue.lease(policy.batch_size, policy.visibility_timeout, clock.now())
-    if not deliveries:
+    leased = queue.lease(policy.batch_size, policy.visibility_timeout, clock.now())
+    if not leased:
         return BatchResult()
+    # A request delivered more often than allowed has crashed or stalled its workers
+    # before (they died holding it): dead-letter it rather than risk another crash.
+    worn = [d for d in leased if d.attempt > policy.max_attempts]
+    for delivery in worn:
+        queue.fail(delivery, "delivered too often without a decision", 1, clock.now())
+    deliveries = [d for d in leased if d.attempt <= policy.max_attempts]
+    if not deliveries:
+        return BatchResult(leased=len(leased), dead_lettered=len(worn))
     try:
         _decide(store, queue, clock, deliveries)
-        return BatchResult(leased=len(deliveries), decided=len(deliveries))
+        return BatchResult(len(leased), len(deliveries), len(worn))
     except Unavailable:
         raise
     except Exception:
         log.exception("batch of %d failed; deciding one by one", len(deliveries))
-    decided = dead = 0
+    decided, dead = 0, len(worn)
     for delivery in deliveries:
         try:
             _decide(store, queue, clock, [delivery])
@@ -54,7 +62,7 @@ def decide_next_batch(
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"[:500]
             dead += queue.fail(delivery, error, policy.max_attempts, clock.now())
-    return BatchResult(leased=len(deliveries), decided=decided, dead_lettered=dead)
+    return BatchResult(leased=len(leased), decided=decided, dead_lettered=dead)
 
 
 def _decide(

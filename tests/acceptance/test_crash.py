@@ -1,0 +1,127 @@
+"""A worker process killed with SIGKILL mid-batch loses nothing and decides nothing twice.
+
+Real processes: `eventpro serve --workers 0` admits over HTTP, a standalone
+`eventpro worker` decides, and is killed while the line is being worked through; a
+second worker with a short visibility timeout picks up the expired lease.
+"""
+
+from __future__ import annotations
+
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support import ServerProcess, free_port, service_env, wait_until
+
+BUYERS = 6000
+TICKETS = 2500
+
+
+def _start_worker(env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "eventpro", "worker"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def _buy(base: str, event_id: str, first: int, count: int) -> list[str]:
+    ids = []
+    with httpx.Client(base_url=base, timeout=30) as client:
+        for i in range(first, first + count):
+            answer = client.post(
+                f"/v1/events/{event_id}/purchases",
+                json={"buyer_id": f"buyer{i}", "section": "Floor", "quantity": 1},
+            )
+            assert answer.status_code == 202, answer.text
+            ids.append(answer.json()["purchase_id"])
+    return ids
+
+
+@pytest.mark.slow
+def test_sigkill_of_a_worker_mid_batch_loses_nothing_and_sells_nothing_twice(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "crash.db"
+    env = service_env(
+        EVENTPRO_DATABASE_URL=f"sqlite:///{db}",
+        EVENTPRO_ADMIN_TOKEN="crash-test-token-0123456789",
+        EVENTPRO_BATCH_SIZE="200",
+        EVENTPRO_VISIBILITY_TIMEOUT="1",
+    )
+    with ServerProcess(env, free_port(), workers=0) as server:
+        event = server.admin.post(
+            "/v1/events",
+            json={
+                "name": "Crash test",
+                "venue": "Lab",
+                "starts_at": "2030-01-01T20:00:00Z",
+                "sections": [{"name": "Floor", "capacity": TICKETS, "price_cents": 100}],
+            },
+        )
+        assert event.status_code == 201, event.text
+        event_id = event.json()["id"]
+        with ThreadPoolExecutor(8) as pool:
+            chunks = pool.map(
+                lambda k: _buy(server.base_url, event_id, k * 750, 750), range(BUYERS // 750)
+            )
+            admitted = [pid for chunk in chunks for pid in chunk]
+
+        # Given a worker deciding the line, when it is killed part-way through...
+        victim = _start_worker(env)
+        wait_until(lambda: _undecided(db) < BUYERS, timeout=30)
+        victim.send_signal(signal.SIGKILL)
+        victim.wait(10)
+        left_after_kill = _undecided(db)
+        assert 0 < left_after_kill < BUYERS, "the kill must land while work remains"
+
+        # ...then another worker finishes every admitted request once the lease expires.
+        rescuer = _start_worker(env)
+        try:
+            wait_until(lambda: _undecided(db) == 0, timeout=60)
+        finally:
+            rescuer.send_signal(signal.SIGTERM)
+            assert rescuer.wait(15) == 0
+
+        statuses = Counter(
+            server.client.get(f"/v1/purchases/{pid}").json()["status"] for pid in admitted
+        )
+    assert set(statuses) <= {"confirmed", "rejected"}, statuses
+    assert statuses["confirmed"] == TICKETS, statuses
+    with sqlite3.connect(db) as conn:
+        orders = conn.execute("SELECT purchase_id FROM orders").fetchall()
+        (remaining,) = conn.execute("SELECT remaining FROM sections").fetchone()
+    per_purchase = Counter(pid for (pid,) in orders)
+    assert len(orders) == TICKETS and max(per_purchase.values()) == 1
+    assert remaining == 0
+
+
+def _undecided(db: Path) -> int:
+    with sqlite3.connect(db) as conn:
+        row = conn.execute("SELECT coalesce(sum(undecided), 0) FROM lines").fetchone()
+    return int(row[0])
+
+
+def test_worker_stops_on_sigterm_with_exit_code_zero(tmp_path: Path) -> None:
+    env = service_env(EVENTPRO_DATABASE_URL=f"sqlite:///{tmp_path / 'term.db'}")
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "eventpro", "worker"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    assert worker.stdout is not None
+    first_line = worker.stdout.readline().decode()
+    assert "worker" in first_line
+    time.sleep(0.2)
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(10) == 0
