@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import abc
 import secrets
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -67,10 +68,15 @@ class Clock:
 
 
 class IdSource:
-    """Opaque identifiers with a readable prefix (`evt_`, `pur_`, `ord_`)."""
+    """Opaque identifiers with a readable prefix (`evt_`, `pur_`, `ord_`).
+
+    They start with the time in milliseconds, so new ids land at the end of a B-tree
+    index instead of on random pages (far fewer pages written per batch), and end with
+    64 random bits, so they cannot be guessed from one another.
+    """
 
     def new(self, prefix: str) -> str:
-        return f"{prefix}_{secrets.token_hex(10)}"
+        return f"{prefix}_{time.time_ns() // 1_000_000:012x}{secrets.token_hex(8)}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 from eventpro.ports import Conflict, Misconfigured, StoreError, Unavailable
 
 BUSY_TIMEOUT_MS = 5_000
+CACHE_KIB = 65_536  # per connection: the hot pages of a large sale stay in memory
 # FULL makes every commit durable across power loss, not only a process crash; group
 # commit amortises the fsync over a whole group of admissions or a batch of decisions.
 SYNCHRONOUS = ("OFF", "NORMAL", "FULL")
@@ -74,23 +75,38 @@ class SqliteDatabase:
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute(f"PRAGMA synchronous={self._synchronous}")
                 conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+                conn.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
+                conn.execute("PRAGMA temp_store=MEMORY")
             self._local.conn = conn
             with self._lock:
                 self._all.append(conn)
         return conn
 
     @contextmanager
-    def write(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction that takes the file's write lock at once (BEGIN IMMEDIATE)."""
+    def write(self, durable: bool = True) -> Iterator[sqlite3.Connection]:
+        """A write transaction that takes the file's write lock at once (BEGIN IMMEDIATE).
+
+        `durable=False` skips the fsync of this commit, for writes that are safe to lose
+        on power failure (a lease, a completion that a redelivery repeats): in WAL mode the
+        next durable commit's fsync makes them durable too, and a process crash never
+        loses them.
+        """
         conn = self.connection()
+        relaxed = not durable and self._synchronous == "FULL"
         with mapped_errors():
-            conn.execute("BEGIN IMMEDIATE")
+            if relaxed:
+                conn.execute("PRAGMA synchronous=NORMAL")
             try:
-                yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield conn
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+                conn.execute("COMMIT")
+            finally:
+                if relaxed:
+                    conn.execute(f"PRAGMA synchronous={self._synchronous}")
 
     @contextmanager
     def read(self) -> Iterator[sqlite3.Connection]:

@@ -72,7 +72,8 @@ class SqliteQueue(PurchaseQueue):
     def lease(self, max_items: int, visibility_timeout: float, now: datetime) -> list[Delivery]:
         clock = now.timestamp()
         lease_id = self._ids.new("lease")
-        with self.db.write() as conn:
+        # Losing a lease to a power cut is harmless: the requests are simply leased again.
+        with self.db.write(durable=False) as conn:
             row = conn.execute(NEXT_EVENT, {"now": clock}).fetchone()
             if row is None:
                 return []
@@ -102,37 +103,22 @@ class SqliteQueue(PurchaseQueue):
         if not deliveries:
             return
         by_id = {d.purchase_id: d for d in decisions}
-        with self.db.write() as conn:
-            for delivery in deliveries:
-                self._complete_one(conn, delivery.purchase, by_id[delivery.purchase.id])
-            _release_if_done(conn, deliveries[0])
-
-    @staticmethod
-    def _complete_one(conn: sqlite3.Connection, purchase: Purchase, decision: Decision) -> None:
-        removed = conn.execute(
-            "DELETE FROM line WHERE purchase_id = ? RETURNING dead", (purchase.id,)
-        ).fetchone()
-        if removed is None:
-            return  # completed before: a redelivered batch
-        was_dead = removed[0]
-        conn.execute(
-            "UPDATE lines SET undecided = undecided - 1, ready = ready - ? WHERE event_id = ?",
-            (0 if was_dead else 1, purchase.event_id),
-        )
-        conn.execute(
-            "UPDATE purchases SET status = ?, reason = ?, order_id = ? WHERE id = ?",
-            (
-                decision.status.value,
-                decision.reason.value if decision.reason else None,
-                decision.order.id if decision.order else None,
-                purchase.id,
-            ),
-        )
-        if decision.status is PurchaseStatus.REJECTED:
-            conn.execute(
-                "UPDATE holdings SET held = held - ? WHERE event_id = ? AND buyer_id = ?",
-                (purchase.request.quantity, purchase.event_id, purchase.buyer_id),
+        purchases = {d.purchase.id: d.purchase for d in deliveries}
+        # Not fsynced on its own: a lost completion is redelivered, and deciding again
+        # returns the stored (durable) decision.
+        with self.db.write(durable=False) as conn:
+            # Only requests still in line are completed: a redelivered batch changes nothing.
+            removed = conn.execute(
+                "DELETE FROM line WHERE purchase_id IN (SELECT value FROM json_each(?))"
+                " RETURNING purchase_id, dead",
+                (orjson.dumps(list(purchases)).decode(),),
+            ).fetchall()
+            _record_decisions(conn, [(purchases[pid], by_id[pid]) for pid, _ in removed])
+            conn.executemany(
+                "UPDATE lines SET undecided = undecided - 1, ready = ready - ? WHERE event_id = ?",
+                [(0 if dead else 1, purchases[pid].event_id) for pid, dead in removed],
             )
+            _release_if_done(conn, deliveries[0])
 
     def fail(self, delivery: Delivery, error: str, max_attempts: int, now: datetime) -> bool:
         purchase = delivery.purchase
@@ -240,6 +226,30 @@ class SqliteQueue(PurchaseQueue):
 
     def close(self) -> None:
         self.db.close()
+
+
+def _record_decisions(conn: sqlite3.Connection, done: list[tuple[Purchase, Decision]]) -> None:
+    """Write each status to the log; give a rejected request's tickets back to its buyer."""
+    conn.executemany(
+        "UPDATE purchases SET status = ?, reason = ?, order_id = ? WHERE id = ?",
+        [
+            (
+                d.status.value,
+                d.reason.value if d.reason else None,
+                d.order.id if d.order else None,
+                p.id,
+            )
+            for p, d in done
+        ],
+    )
+    conn.executemany(
+        "UPDATE holdings SET held = held - ? WHERE event_id = ? AND buyer_id = ?",
+        [
+            (p.request.quantity, p.event_id, p.buyer_id)
+            for p, d in done
+            if d.status is PurchaseStatus.REJECTED
+        ],
+    )
 
 
 def _release_if_done(conn: sqlite3.Connection, delivery: Delivery) -> None:

@@ -7,6 +7,7 @@ A batch of decisions is one `BEGIN IMMEDIATE` transaction: all of it or none of 
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 from collections.abc import Sequence
 from datetime import datetime
@@ -195,7 +196,7 @@ class SqliteInventoryStore(InventoryStore):
             reason = Reason.SEAT_TAKEN if request.seats else Reason.SOLD_OUT
             return Decision(purchase.id, PurchaseStatus.REJECTED, reason)
         seats: tuple[str, ...] = ()
-        if self._is_reserved(conn, purchase):
+        if self._is_reserved(conn, purchase.event_id, request.section):
             seats = self._take_seats(conn, purchase, order_id, args)
             if not seats:
                 # Give the count back: the named seats were not all free.
@@ -208,11 +209,10 @@ class SqliteInventoryStore(InventoryStore):
         order = make_order(order_id, purchase.event_id, purchase.id, request, seats, now)
         return Decision(purchase.id, PurchaseStatus.CONFIRMED, order=order)
 
-    @staticmethod
-    def _is_reserved(conn: sqlite3.Connection, purchase: Purchase) -> bool:
+    @functools.lru_cache(maxsize=4096)  # noqa: B019 - a section's kind never changes
+    def _is_reserved(self, conn: sqlite3.Connection, event_id: str, section: str) -> bool:
         row = conn.execute(
-            "SELECT reserved FROM sections WHERE event_id = ? AND name = ?",
-            (purchase.event_id, purchase.request.section),
+            "SELECT reserved FROM sections WHERE event_id = ? AND name = ?", (event_id, section)
         ).fetchone()
         return bool(row and row[0])
 
