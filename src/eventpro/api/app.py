@@ -1,0 +1,99 @@
+"""`create_app`: the FastAPI application around a wired container."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from eventpro import __version__
+from eventpro.api import errors
+from eventpro.api.limits import BodyLimit
+from eventpro.api.metrics import Metrics
+from eventpro.api.routes import admin, events, health, purchases, streams
+from eventpro.bootstrap import Container
+from eventpro.worker.loop import run_async
+
+log = logging.getLogger(__name__)
+
+
+def create_app(container: Container) -> FastAPI:
+    """The API; its lifespan runs `settings.workers` worker loops in this process."""
+    settings = container.settings
+    metrics = Metrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.admission = admission = container.admission()
+        stop = asyncio.Event()
+        loops = [
+            asyncio.create_task(
+                run_async(
+                    container.store,
+                    container.queue,
+                    container.clock,
+                    container.policy,
+                    stop,
+                    metrics.on_batch,
+                )
+            )
+            for _ in range(settings.workers)
+        ]
+        log.info("serving with %d in-process worker loop(s)", len(loops))
+        try:
+            yield
+        finally:
+            stop.set()  # each loop finishes its batch in progress, then returns
+            await asyncio.gather(*loops, return_exceptions=True)
+            admission.close()
+            container.close()
+
+    app = FastAPI(
+        title="EventPro",
+        version=__version__,
+        description="Flash-sale ticketing: admission into a durable line, batched decisions.",
+        lifespan=lifespan,
+    )
+    app.state.container = container
+    app.state.metrics = metrics
+    app.state.admin_token = settings.admin_token.get_secret_value().encode()
+    for module in (events, purchases, streams, admin, health):
+        app.include_router(module.router)
+    errors.install(app, settings.retry_after)
+    app.add_middleware(BodyLimit)
+    app.add_middleware(CountRequests, metrics=metrics)
+    return app
+
+
+class CountRequests:
+    """A pure ASGI middleware counting answers by route template and status.
+
+    The router records the matched route in the scope, so no second matching is needed.
+    """
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status = 500
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            route = scope.get("route")
+            template = getattr(route, "path", "unmatched")
+            self.metrics.requests.labels(template, str(status)).inc()

@@ -1,0 +1,49 @@
+"""Dependencies of the routes: the wired container, the admission service, admin auth."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Annotated
+
+from fastapi import Depends, Query, Request
+
+from eventpro.api.errors import ApiError
+from eventpro.api.metrics import Metrics
+from eventpro.bootstrap import Container
+from eventpro.services.admission import AdmissionService
+
+
+def get_container(request: Request) -> Container:
+    container: Container = request.app.state.container
+    return container
+
+
+def get_admission(request: Request) -> AdmissionService:
+    admission: AdmissionService = request.app.state.admission
+    return admission
+
+
+def get_metrics(request: Request) -> Metrics:
+    metrics: Metrics = request.app.state.metrics
+    return metrics
+
+
+def require_admin(request: Request) -> None:
+    """Refuse a request without `Authorization: Bearer <the admin token>`."""
+    expected: bytes = request.app.state.admin_token
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), expected):
+        raise ApiError(
+            401,
+            "unauthorized",
+            "this endpoint needs Authorization: Bearer <admin token>",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+
+
+ContainerDep = Annotated[Container, Depends(get_container)]
+AdmissionDep = Annotated[AdmissionService, Depends(get_admission)]
+MetricsDep = Annotated[Metrics, Depends(get_metrics)]
+Admin = Depends(require_admin)
+Limit = Annotated[int, Query(ge=1, le=1000, description="page size")]
+Cursor = Annotated[str | None, Query(max_length=200, description="from the previous page")]

@@ -1,0 +1,57 @@
+"""Prometheus metrics of one API process, in a registry of its own."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from eventpro.services.decisions import BatchResult
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter(
+            "eventpro_http_requests_total",
+            "HTTP requests by route and status",
+            ["route", "status"],
+            registry=self.registry,
+        )
+        self.admission_latency = Histogram(
+            "eventpro_admission_seconds",
+            "time to answer a purchase request",
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+            registry=self.registry,
+        )
+        self.admissions = Counter(
+            "eventpro_admissions_total",
+            "purchase requests answered 202, by status at admission",
+            ["status"],
+            registry=self.registry,
+        )
+        self.queue_depth = Gauge(
+            "eventpro_queue_depth",
+            "undecided requests of the last event looked at",
+            ["event_id"],
+            registry=self.registry,
+        )
+        self.decisions = Counter(
+            "eventpro_decisions_total",
+            "requests decided by this process's workers",
+            registry=self.registry,
+        )
+        self.dead_letters = Counter(
+            "eventpro_dead_letters_total",
+            "requests this process's workers moved to the dead-letter queue",
+            registry=self.registry,
+        )
+        self.batch_size = Histogram(
+            "eventpro_batch_size",
+            "requests leased per batch",
+            buckets=(1, 10, 50, 100, 250, 500, 1000, 5000),
+            registry=self.registry,
+        )
+
+    def on_batch(self, result: BatchResult) -> None:
+        self.batch_size.observe(result.leased)
+        self.decisions.inc(result.decided)
+        self.dead_letters.inc(result.dead_lettered)

@@ -1,0 +1,116 @@
+"""Events: create (admin), show, list, seat map."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Query, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from eventpro.api.body import documented, parse_body
+from eventpro.api.deps import Admin, ContainerDep, Cursor, Limit
+from eventpro.api.errors import ApiError
+from eventpro.api.routes.common import errors, json_response, not_found, page_json, paged
+from eventpro.api.schemas import EventIn, EventOut, event_json
+from eventpro.bootstrap import Container
+from eventpro.domain.model import Event
+from eventpro.services import events as event_service
+
+router = APIRouter(tags=["events"])
+
+
+async def event_answer(container: Container, event_id: str) -> dict[str, object]:
+    view = await run_in_threadpool(
+        event_service.view_event, container.store, container.queue, container.clock, event_id
+    )
+    if view is None:
+        raise not_found("event", event_id)
+    return event_json(view)
+
+
+@router.post(
+    "/v1/events",
+    status_code=201,
+    response_model=EventOut,
+    dependencies=[Admin],
+    responses=errors(400, 401, 413, 422),
+    openapi_extra=documented(EventIn),
+)
+async def create_event(request: Request, container: ContainerDep) -> Response:
+    """Create an event with its inventory (admin)."""
+    body = await parse_body(request, EventIn)
+    sections = [
+        event_service.SectionSpec(
+            name=s.name,
+            price_cents=s.price_cents,
+            capacity=s.capacity,
+            seats=tuple(s.seats) if s.seats is not None else None,
+        )
+        for s in body.sections
+    ]
+    event = await run_in_threadpool(
+        lambda: event_service.create_event(
+            container.store,
+            container.clock,
+            container.ids,
+            name=body.name,
+            venue=body.venue,
+            starts_at=body.starts_at,
+            sale_opens_at=body.sale_opens_at,
+            per_buyer_limit=body.per_buyer_limit,
+            sections=sections,
+        )
+    )
+    answer = await event_answer(container, event.id)
+    return json_response(answer, 201, {"Location": f"/v1/events/{event.id}"})
+
+
+@router.get("/v1/events", responses=errors(422))
+async def list_events(
+    container: ContainerDep, limit: Limit = 100, cursor: Cursor = None
+) -> Response:
+    """A page of events, newest first."""
+    page = await run_in_threadpool(
+        paged, lambda: event_service.list_events(container.store, limit, cursor)
+    )
+
+    def render(event: Event) -> dict[str, object]:
+        view = event_service.view_event(container.store, container.queue, container.clock, event.id)
+        assert view is not None
+        return event_json(view)
+
+    body = await run_in_threadpool(page_json, page, render)
+    return json_response(body)
+
+
+@router.get("/v1/events/{event_id}", response_model=EventOut, responses=errors(404))
+async def get_event(event_id: str, container: ContainerDep) -> Response:
+    """The event with live remaining stock, status and queue depth."""
+    return json_response(await event_answer(container, event_id))
+
+
+@router.get("/v1/events/{event_id}/seats", responses=errors(404, 422))
+async def seat_map(
+    event_id: str,
+    container: ContainerDep,
+    section: str = Query(min_length=1, max_length=100),
+) -> Response:
+    """Each seat of a reserved section with `available`."""
+    inventory = await run_in_threadpool(container.store.get_inventory, event_id)
+    if inventory is None:
+        raise not_found("event", event_id)
+    found = inventory.event.section(section)
+    if found is None or not found.seats:
+        raise ApiError(
+            422,
+            "unknown_section",
+            f"event {event_id} has no reserved section {section!r}",
+            "section",
+        )
+    seats = await run_in_threadpool(container.store.seat_map, event_id, section)
+    return json_response(
+        {
+            "event_id": event_id,
+            "section": section,
+            "items": [{"label": label, "available": free} for label, free in seats],
+        }
+    )

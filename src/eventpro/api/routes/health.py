@@ -1,0 +1,51 @@
+"""Liveness, readiness and metrics."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from eventpro.api.deps import ContainerDep, MetricsDep
+from eventpro.api.routes.common import errors, json_response
+from eventpro.ports import StoreError
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz")
+async def healthz() -> Response:
+    """The process is alive."""
+    return json_response({"status": "ok"})
+
+
+@router.get("/readyz", responses=errors(503))
+async def readyz(container: ContainerDep) -> Response:
+    """Every backend answers: 200, else 503 naming the backend that does not."""
+    states: dict[str, str] = {}
+    for name, backend in (("database", container.store), ("queue", container.queue)):
+        try:
+            await run_in_threadpool(backend.ping)
+            states[name] = "ok"
+        except StoreError as exc:
+            states[name] = f"unavailable: {exc}"
+    failing = [name for name, state in states.items() if state != "ok"]
+    if failing:
+        retry = str(container.settings.retry_after)
+        return json_response(
+            {
+                "status": "unavailable",
+                "backends": states,
+                "error": {"code": "backend_unavailable", "message": f"{', '.join(failing)} down"},
+            },
+            503,
+            {"Retry-After": retry},
+        )
+    return json_response({"status": "ready", "backends": states})
+
+
+@router.get("/metrics")
+async def metrics(metrics: MetricsDep) -> Response:
+    """Prometheus text format."""
+    return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,163 @@
+"""Purchases: the buyer's POST (the hot path) and GET, orders, admin listings."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from eventpro.api.body import documented, parse_body
+from eventpro.api.deps import Admin, AdmissionDep, ContainerDep, Cursor, Limit, MetricsDep
+from eventpro.api.errors import ApiError
+from eventpro.api.routes.common import errors, json_response, not_found, page_json, paged
+from eventpro.api.schemas import (
+    OrderOut,
+    PurchaseAccepted,
+    PurchaseIn,
+    PurchaseOut,
+    accepted_json,
+    order_json,
+    order_summary_json,
+)
+from eventpro.domain.model import Purchase, PurchaseStatus
+from eventpro.services.admission import PurchaseInput
+from eventpro.services.purchases import PurchaseView, view_purchase
+
+router = APIRouter(tags=["purchases"])
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        description="1-128 printable ASCII; a retry with the same key and body never buys twice",
+    ),
+]
+
+
+def _check_key(key: str | None) -> None:
+    if key is not None and not (1 <= len(key) <= 128 and key.isascii() and key.isprintable()):
+        raise ApiError(
+            422,
+            "invalid_idempotency_key",
+            "Idempotency-Key is 1-128 printable ASCII",
+            "Idempotency-Key",
+        )
+
+
+@router.post(
+    "/v1/events/{event_id}/purchases",
+    status_code=202,
+    response_model=PurchaseAccepted,
+    responses=errors(400, 404, 409, 413, 422, 429, 503),
+    openapi_extra=documented(PurchaseIn),
+)
+async def purchase(
+    event_id: str,
+    request: Request,
+    admission: AdmissionDep,
+    metrics: MetricsDep,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    """Ask for tickets: answered at once with a place in line, decided soon after."""
+    started = time.perf_counter()
+    _check_key(idempotency_key)
+    body = await parse_body(request, PurchaseIn)
+    request_input = PurchaseInput(
+        buyer_id=body.buyer_id,
+        section=body.section,
+        seats=tuple(body.seats) if body.seats is not None else None,
+        quantity=body.quantity,
+    )
+    admitted = await admission.submit(event_id, request_input, idempotency_key)
+    metrics.admissions.labels(admitted.purchase.status.value).inc()
+    metrics.admission_latency.observe(time.perf_counter() - started)
+    return json_response(accepted_json(admitted.purchase), 202)
+
+
+def purchase_json(view: PurchaseView) -> dict[str, object]:
+    p = view.purchase
+    return {
+        "purchase_id": p.id,
+        "event_id": p.event_id,
+        "buyer_id": p.buyer_id,
+        "status": p.status.value,
+        "position": p.position,
+        "ahead": view.ahead,
+        "reason": p.reason.value if p.reason else None,
+        "order": order_summary_json(view.order) if view.order else None,
+    }
+
+
+async def purchase_answer(container: ContainerDep, purchase_id: str) -> PurchaseView:
+    view = await run_in_threadpool(view_purchase, container.store, container.queue, purchase_id)
+    if view is None:
+        raise not_found("purchase", purchase_id)
+    return view
+
+
+@router.get("/v1/purchases/{purchase_id}", response_model=PurchaseOut, responses=errors(404))
+async def get_purchase(purchase_id: str, container: ContainerDep) -> Response:
+    """Where a purchase stands: queued (with `ahead`), confirmed, rejected or failed."""
+    return json_response(purchase_json(await purchase_answer(container, purchase_id)))
+
+
+@router.get("/v1/orders/{order_id}", response_model=OrderOut, responses=errors(404))
+async def get_order(order_id: str, container: ContainerDep) -> Response:
+    """An order produced by a confirmed purchase."""
+    order = await run_in_threadpool(container.store.get_order, order_id)
+    if order is None:
+        raise not_found("order", order_id)
+    return json_response(order_json(order))
+
+
+@router.get("/v1/events/{event_id}/orders", dependencies=[Admin], responses=errors(401, 404, 422))
+async def list_orders(
+    event_id: str, container: ContainerDep, limit: Limit = 100, cursor: Cursor = None
+) -> Response:
+    """Every order of the event, in allocation order (admin)."""
+    await _require_event(container, event_id)
+    page = await run_in_threadpool(
+        paged, lambda: container.store.list_orders(event_id, limit, cursor)
+    )
+    return json_response(page_json(page, order_json))
+
+
+def listed_purchase_json(p: Purchase) -> dict[str, object]:
+    return {
+        "purchase_id": p.id,
+        "event_id": p.event_id,
+        "buyer_id": p.buyer_id,
+        "section": p.request.section,
+        "seats": list(p.request.seats),
+        "quantity": p.request.quantity,
+        "status": p.status.value,
+        "position": p.position,
+        "reason": p.reason.value if p.reason else None,
+        "order_id": p.order_id,
+    }
+
+
+@router.get(
+    "/v1/events/{event_id}/purchases", dependencies=[Admin], responses=errors(401, 404, 422)
+)
+async def list_purchases(
+    event_id: str,
+    container: ContainerDep,
+    status: Annotated[PurchaseStatus | None, Query()] = None,
+    limit: Limit = 100,
+    cursor: Cursor = None,
+) -> Response:
+    """Every purchase request of the event, by position (admin)."""
+    await _require_event(container, event_id)
+    page = await run_in_threadpool(
+        paged, lambda: container.queue.list_purchases(event_id, status, limit, cursor)
+    )
+    return json_response(page_json(page, listed_purchase_json))
+
+
+async def _require_event(container: ContainerDep, event_id: str) -> None:
+    if await run_in_threadpool(container.store.get_inventory, event_id) is None:
+        raise not_found("event", event_id)

@@ -1,0 +1,28 @@
+"""Reading purchases: a buyer's view of one request, and the admin listings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from eventpro.domain.model import Order, Purchase, PurchaseStatus
+from eventpro.ports import InventoryStore, PurchaseQueue
+
+
+@dataclass(frozen=True, slots=True)
+class PurchaseView:
+    purchase: Purchase
+    ahead: int
+    order: Order | None
+
+
+def view_purchase(
+    store: InventoryStore, queue: PurchaseQueue, purchase_id: str
+) -> PurchaseView | None:
+    """The purchase with how many undecided requests are before it and its order, or None."""
+    purchase = queue.get_purchase(purchase_id)
+    if purchase is None:
+        return None
+    undecided = purchase.status in (PurchaseStatus.QUEUED, PurchaseStatus.FAILED)
+    ahead = queue.ahead(purchase) if undecided else 0
+    order = store.get_order(purchase.order_id) if purchase.order_id else None
+    return PurchaseView(purchase, ahead, order)
