@@ -113,15 +113,15 @@ def _undecided(db: Path) -> int:
 
 def test_worker_stops_on_sigterm_with_exit_code_zero(tmp_path: Path) -> None:
     env = service_env(EVENTPRO_DATABASE_URL=f"sqlite:///{tmp_path / 'term.db'}")
-    worker = subprocess.Popen(
+    with subprocess.Popen(
         [sys.executable, "-m", "eventpro", "worker"],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
-    )
-    assert worker.stdout is not None
-    first_line = worker.stdout.readline().decode()
-    assert "worker" in first_line
-    time.sleep(0.2)
-    worker.send_signal(signal.SIGTERM)
-    assert worker.wait(10) == 0
+    ) as worker:
+        assert worker.stdout is not None
+        started = [worker.stdout.readline().decode() for _ in range(2)]
+        assert any("deciding batches" in line for line in started), started
+        time.sleep(0.2)
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(10) == 0
