@@ -19,6 +19,7 @@ STORES: dict[str, str] = {
 }
 QUEUES: dict[str, str] = {
     "memory": "eventpro.adapters.memory:queue_from_url",
+    "memory+unsafe": "eventpro.adapters.memory:queue_from_url",
     "sqlite": "eventpro.adapters.sqlite:queue_from_url",
 }
 EXTRAS: dict[str, str] = {}

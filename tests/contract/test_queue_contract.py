@@ -1,0 +1,169 @@
+"""The PurchaseQueue contract: admission, leases, completion, dead letters, redrive."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from eventpro.domain.model import PurchaseStatus, Reason
+from eventpro.ports import PurchaseQueue
+from tests.contract.helpers import NOW, admission, drain, new_event
+
+
+def test_admit_gives_positions_in_arrival_order(backend) -> None:
+    store, queue = backend
+    event = new_event(store)
+    first = queue.admit([admission(event, f"b{i}") for i in range(3)])
+    second = queue.admit([admission(event, "b3")])
+    assert [a.purchase.position for a in first + second] == [1, 2, 3, 4]
+    assert all(a.purchase.status is PurchaseStatus.QUEUED for a in first)
+    assert queue.depth(event.id) == 4
+    assert queue.ahead(second[0].purchase) == 3
+
+
+def test_admit_with_same_key_is_idempotent(backend) -> None:
+    store, queue = backend
+    event = new_event(store)
+    first = queue.admit([admission(event, "a", key="k1", body="h1")])[0]
+    again, other = queue.admit(
+        [admission(event, "a", key="k1", body="h1"), admission(event, "a", 2, key="k1", body="h2")]
+    )
+    assert again.replayed and again.purchase.id == first.purchase.id
+    assert other.key_mismatch and other.purchase.id == first.purchase.id
+    assert queue.depth(event.id) == 1
+
+
+def test_same_key_in_one_group_is_admitted_once(backend) -> None:
+    store, queue = backend
+    event = new_event(store)
+    first, again = queue.admit(
+        [admission(event, "a", key="k1", body="h"), admission(event, "a", key="k1", body="h")]
+    )
+    assert again.purchase.id == first.purchase.id and queue.depth(event.id) == 1
+
+
+def test_limit_counts_requests_in_line_and_rejects_at_once(backend) -> None:
+    store, queue = backend
+    event = new_event(store, limit=3)
+    results = queue.admit(
+        [admission(event, "a", 2), admission(event, "a", 2), admission(event, "b", 3)]
+    )
+    rejected = results[1].purchase
+    assert rejected.status is PurchaseStatus.REJECTED and rejected.reason is Reason.LIMIT_EXCEEDED
+    assert rejected.position is None
+    assert queue.get_purchase(rejected.id) == rejected
+    assert [r.purchase.position for r in results] == [1, None, 2]
+
+
+def test_rejection_gives_back_buyer_count(backend) -> None:
+    store, queue = backend
+    event = new_event(store, capacity=1, limit=2)
+    queue.admit([admission(event, "x"), admission(event, "a", 2)])
+    drain(store, queue)  # x takes the only ticket; a's 2 are rejected and given back
+    retry = queue.admit([admission(event, "a", 2, seats=None, section="A")])[0]
+    assert retry.purchase.status is PurchaseStatus.QUEUED
+
+
+def test_sold_out_section_rejects_at_once_without_a_position(backend) -> None:
+    store, queue = backend
+    event = new_event(store, capacity=1)
+    queue.admit([admission(event, "a")])
+    drain(store, queue)
+    late = queue.admit([admission(event, "b")])[0].purchase
+    assert (late.status, late.reason, late.position) == (
+        PurchaseStatus.REJECTED,
+        Reason.SOLD_OUT,
+        None,
+    )
+    assert queue.depth(event.id) == 0
+
+
+def test_lease_takes_lowest_positions_and_skips_event_with_batch_in_flight(backend) -> None:
+    store, queue = backend
+    event = new_event(store)
+    queue.admit([admission(event, f"b{i}") for i in range(5)])
+    first = queue.lease(2, 30, NOW)
+    assert [d.purchase.position for d in first] == [1, 2]
+    assert all(d.attempt == 1 for d in first)
+    assert queue.lease(10, 30, NOW) == []  # one batch of an event at a time
+    decisions = store.decide([d.purchase for d in first], NOW).decisions
+    queue.complete(first, decisions)
+    assert [d.purchase.position for d in queue.lease(10, 30, NOW)] == [3, 4, 5]
+
+
+def test_lease_after_visibility_timeout_redelivers(backend) -> None:
+    store, queue = backend
+    event = new_event(store)
+    queue.admit([admission(event, "a"), admission(event, "b")])
+    first = queue.lease(10, 5, NOW)
+    assert queue.lease(10, 5, NOW + timedelta(seconds=4)) == []
+    again = queue.lease(10, 5, NOW + timedelta(seconds=6))
+    assert [d.purchase.id for d in again] == [d.purchase.id for d in first]
+    assert [d.attempt for d in again] == [2, 2]
+
+
+def test_complete_records_decisions_and_is_idempotent(backend) -> None:
+    store, queue = backend
+    event = new_event(store, capacity=1)
+    queue.admit([admission(event, "a"), admission(event, "b")])
+    deliveries = queue.lease(10, 30, NOW)
+    decisions = store.decide([d.purchase for d in deliveries], NOW).decisions
+    queue.complete(deliveries, decisions)
+    queue.complete(deliveries, decisions)
+    winner = queue.get_purchase(deliveries[0].purchase.id)
+    loser = queue.get_purchase(deliveries[1].purchase.id)
+    assert winner.status is PurchaseStatus.CONFIRMED and winner.order_id == decisions[0].order.id
+    assert loser.status is PurchaseStatus.REJECTED and loser.reason is Reason.SOLD_OUT
+    assert queue.depth(event.id) == 0 and queue.lease(10, 30, NOW) == []
+
+
+def test_fail_after_max_attempts_moves_to_dead_letter(backend) -> None:
+    store, queue = backend
+    event = new_event(store)
+    queue.admit([admission(event, "a")])
+    first = queue.lease(10, 30, NOW)[0]
+    assert not queue.fail(first, "boom", 2, NOW)
+    second = queue.lease(10, 30, NOW)[0]  # given back at once
+    assert second.attempt == 2
+    assert queue.fail(second, "boom again", 2, NOW)
+    assert queue.lease(10, 30, NOW) == []
+    letters = queue.dead_letters(event.id, 10, None).items
+    assert [(d.purchase.id, d.attempts, d.last_error) for d in letters] == [
+        (first.purchase.id, 2, "boom again")
+    ]
+    assert queue.get_purchase(first.purchase.id).status is PurchaseStatus.FAILED
+    assert queue.depth(event.id) == 1
+
+
+def test_redrive_restores_original_position(backend) -> None:
+    store, queue = backend
+    event = new_event(store)
+    queue.admit([admission(event, "a"), admission(event, "b")])
+    poisoned = queue.lease(1, 30, NOW)[0]
+    queue.fail(poisoned, "boom", 1, NOW)
+    drain(store, queue)
+    assert queue.redrive(None, [poisoned.purchase.id]) == 1
+    assert queue.redrive(event.id, None) == 0
+    back = queue.lease(10, 30, NOW)
+    assert [(d.purchase.position, d.attempt) for d in back] == [(1, 1)]
+    assert queue.get_purchase(poisoned.purchase.id).status is PurchaseStatus.QUEUED
+
+
+def test_list_purchases_in_arrival_order_with_status_filter(backend) -> None:
+    store, queue = backend
+    event = new_event(store, capacity=2, limit=1)
+    queue.admit([admission(event, f"b{i}") for i in range(4)] + [admission(event, "b0")])
+    drain(store, queue)
+    everyone = _all(queue, event.id, None)
+    assert [p.buyer_id for p in everyone] == ["b0", "b1", "b2", "b3", "b0"]
+    confirmed = _all(queue, event.id, PurchaseStatus.CONFIRMED)
+    assert [p.position for p in confirmed] == [1, 2]
+
+
+def _all(queue: PurchaseQueue, event_id: str, status: PurchaseStatus | None) -> list:
+    items, cursor = [], None
+    while True:
+        page = queue.list_purchases(event_id, status, 2, cursor)
+        items += page.items
+        if page.next_cursor is None:
+            return items
+        cursor = page.next_cursor
