@@ -1,0 +1,114 @@
+"""Hundreds of concurrent buyers through real HTTP for the last few tickets and seats.
+
+The server runs with eight worker loops deciding batches of one, so the store is raced
+as hard as it can be. The negative control serves the same test from the deliberately
+unsafe pair (`memory+unsafe://`: read-then-write store, no one-batch-per-event lease) and
+must be caught overselling.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections import Counter
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support import ServerProcess, free_port, service_env, wait_until
+
+BUYERS = 300
+TICKETS = 5
+
+BACKENDS = [
+    pytest.param("sqlite", id="sqlite"),
+    pytest.param(
+        "memory+unsafe://",
+        id="unsafe-negative-control",
+        marks=pytest.mark.xfail(strict=True, reason="read-then-write store oversells"),
+    ),
+]
+
+
+@pytest.fixture(params=BACKENDS)
+def server(request: pytest.FixtureRequest, tmp_path: Path):
+    url = f"sqlite:///{tmp_path / 'race.db'}" if request.param == "sqlite" else request.param
+    env = service_env(
+        EVENTPRO_DATABASE_URL=url,
+        EVENTPRO_QUEUE_URL=url,
+        EVENTPRO_ADMIN_TOKEN=secrets.token_urlsafe(24),
+        EVENTPRO_BATCH_SIZE="1",
+    )
+    with ServerProcess(env, free_port(), workers=8) as running:
+        yield running
+
+
+async def _stampede(base_url: str, event_id: str, body: dict[str, object]) -> list[int]:
+    limits = httpx.Limits(max_connections=BUYERS)
+    async with httpx.AsyncClient(base_url=base_url, timeout=30, limits=limits) as client:
+        start = asyncio.Event()
+
+        async def buy(i: int) -> int:
+            await start.wait()
+            answer = await client.post(
+                f"/v1/events/{event_id}/purchases", json={"buyer_id": f"buyer{i}", **body}
+            )
+            return answer.status_code
+
+        tasks = [asyncio.create_task(buy(i)) for i in range(BUYERS)]
+        await asyncio.sleep(0.05)
+        start.set()
+        return await asyncio.gather(*tasks)
+
+
+def _orders(server: ServerProcess, event_id: str) -> list[dict[str, object]]:
+    orders, cursor = [], None
+    while True:
+        params = {"limit": 1000, **({"cursor": cursor} if cursor else {})}
+        page = server.admin.get(f"/v1/events/{event_id}/orders", params=params).json()
+        orders += page["items"]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            return orders
+
+
+@pytest.mark.parametrize(
+    "body",
+    [{"section": "Floor", "quantity": 1}, {"seats": ["A1", "A2"]}],
+    ids=["general-admission", "same-seats"],
+)
+def test_exactly_the_stock_is_sold_to_concurrent_buyers(server: ServerProcess, body) -> None:
+    created = server.admin.post(
+        "/v1/events",
+        json={
+            "name": "Last tickets",
+            "venue": "Club",
+            "starts_at": "2030-01-01T20:00:00Z",
+            "sections": [
+                {"name": "Floor", "capacity": TICKETS, "price_cents": 5000},
+                {"name": "A", "seats": ["A1", "A2", "A3"], "price_cents": 9000},
+            ],
+        },
+    )
+    assert created.status_code == 201, created.text
+    event_id = created.json()["id"]
+
+    statuses = asyncio.run(_stampede(server.base_url, event_id, body))
+    assert Counter(statuses) == {202: BUYERS}
+
+    def settled() -> bool:
+        return server.client.get(f"/v1/events/{event_id}").json()["queue"]["depth"] == 0
+
+    wait_until(settled, timeout=60)
+    orders = _orders(server, event_id)
+    if "seats" in body:
+        seats = [label for order in orders for label in order["seats"]]
+        assert len(seats) == len(set(seats)), f"seats sold twice: {Counter(seats)}"
+        assert len(orders) == 1, f"{len(orders)} orders for the same two seats"
+    else:
+        sold = sum(order["quantity"] for order in orders)
+        assert sold == TICKETS, f"sold {sold} of {TICKETS} tickets to {len(orders)} orders"
+    event = server.client.get(f"/v1/events/{event_id}").json()
+    remaining = {s["name"]: s["remaining"] for s in event["sections"]}
+    assert remaining["Floor" if "section" in body else "A"] == (0 if "section" in body else 1)
