@@ -12,7 +12,8 @@ from eventpro.bootstrap import bootstrap
 from eventpro.config import Settings
 
 
-def _settings(**overrides: object) -> Settings:
+def settings_from(**overrides: object) -> Settings:
+    """Settings from the environment, with the options given on the command line on top."""
     values = {k: v for k, v in overrides.items() if v is not None}
     return Settings(**values)  # type: ignore[arg-type]
 
@@ -37,7 +38,7 @@ def serve(
     """Run the HTTP API, with in-process workers deciding the line."""
     from eventpro.api.server import run_server
 
-    settings = _settings(
+    settings = settings_from(
         database_url=database_url, queue_url=queue_url, host=host, port=port, workers=workers
     )
     settings.require_admin_token()
@@ -52,7 +53,7 @@ def worker(
     """Run a standalone worker: lease batches, decide them, until SIGTERM or SIGINT."""
     from eventpro.worker.loop import run_blocking
 
-    settings = _settings(database_url=database_url, queue_url=queue_url, batch_size=batch_size)
+    settings = settings_from(database_url=database_url, queue_url=queue_url, batch_size=batch_size)
     container = bootstrap(settings)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -66,7 +67,7 @@ def worker(
 
 def migrate(database_url: DatabaseUrl = None, queue_url: QueueUrl = None) -> None:
     """Create or upgrade the schema of the configured backends (safe to run twice)."""
-    settings = _settings(database_url=database_url, queue_url=queue_url)
+    settings = settings_from(database_url=database_url, queue_url=queue_url)
     container = bootstrap(settings)
     container.close()
     typer.echo("schema up to date")

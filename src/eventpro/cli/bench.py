@@ -1,0 +1,222 @@
+"""`eventpro bench`: admission and decision speed, against a bare Starlette baseline.
+
+Everything is measured in one run on this machine, with the same server (uvicorn,
+uvloop, httptools), the same load generator and the same connections, so the ratios
+mean something on a shared, noisy machine where absolute numbers do not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Annotated, Any
+
+import orjson
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from eventpro.adapters import open_queue, open_store
+from eventpro.loadtest.client import (
+    Answer,
+    Shot,
+    closed_loop,
+    create_event,
+    open_loop,
+    percentile,
+)
+from eventpro.loadtest.process import free_port, peak_rss_mib, served, uvicorn_args
+from eventpro.ports import Clock
+from eventpro.services.decisions import WorkerPolicy, decide_next_batch
+
+console = Console()
+TARGETS = {"admission_ratio": 0.5, "p99_ms_at_half_load": 50.0, "decisions_per_second": 20_000}
+WARM_UP = 2_000  # requests sent before measuring
+
+
+def _rate(answers: Sequence[Answer], ok_status: int) -> dict[str, float]:
+    """Good answers per second over the span of the measured answers."""
+    if not answers:
+        return {"requests": 0, "seconds": 0.0, "rate": 0.0, "errors": 0}
+    first = min(a.sent_at for a in answers)
+    last = max(a.sent_at + a.latency for a in answers)
+    good = sum(1 for a in answers if a.status == ok_status)
+    seconds = last - first
+    return {
+        "requests": good,
+        "seconds": round(seconds, 3),
+        "rate": round(good / seconds, 1) if seconds else 0.0,
+        "errors": len(answers) - good,
+    }
+
+
+def _closed(base: str, shots: list[Shot], connections: int, duration: float) -> list[Answer]:
+    asyncio.run(closed_loop(base, shots[:WARM_UP], connections))
+    return asyncio.run(closed_loop(base, shots[WARM_UP:], connections, duration=duration))
+
+
+def _buyers(path: str, start: int, count: int) -> list[Shot]:
+    return [
+        Shot(path, {"buyer_id": f"bench{i}", "section": "Floor", "quantity": 1})
+        for i in range(start, start + count)
+    ]
+
+
+def _baseline(env: dict[str, str], connections: int, duration: float, count: int) -> dict[str, Any]:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    args = uvicorn_args("eventpro.loadtest.baseline:app", port)
+    with served(args, env, f"{base}/healthz") as process:
+        answers = _closed(base, _buyers("/hello", 0, count), connections, duration)
+        return {**_rate(answers, 202), "server_peak_rss_mib": round(peak_rss_mib(process.pid), 1)}
+
+
+def _admission(
+    env: dict[str, str], database: str, connections: int, duration: float, count: int
+) -> dict[str, Any]:
+    """Max admission rate, then p99 latency at half that rate (open loop), API only."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    args = ["eventpro", "serve", "--port", str(port), "--workers", "0"]
+    with served(args, env, f"{base}/healthz") as process:
+        body = {
+            "name": "bench",
+            "venue": "loopback",
+            "starts_at": "2030-01-01T20:00:00Z",
+            "sections": [{"name": "Floor", "capacity": 10_000_000, "price_cents": 100}],
+        }
+        event_id = create_event(base, env["EVENTPRO_ADMIN_TOKEN"], body)
+        path = f"/v1/events/{event_id}/purchases"
+        peak = _rate(_closed(base, _buyers(path, 0, count), connections, duration), 202)
+        half = max(1.0, peak["rate"] / 2)
+        paced = asyncio.run(
+            open_loop(base, _buyers(path, count, int(half * duration)), half, connections)
+        )
+        latencies = [a.latency for a in paced if a.status == 202]
+        return {
+            "event_id": event_id,
+            "max": peak,
+            "half_load": {
+                "offered_rate": round(half, 1),
+                "answered": len(latencies),
+                "errors": len(paced) - len(latencies),
+                "p50_ms": round(percentile(latencies, 0.5) * 1000, 2),
+                "p99_ms": round(percentile(latencies, 0.99) * 1000, 2),
+            },
+            "server_peak_rss_mib": round(peak_rss_mib(process.pid), 1),
+        }
+
+
+def _decisions(database: str, batch_size: int) -> dict[str, Any]:
+    """Decide the whole line left by the admission run, in-process, as a worker does."""
+    store, queue = open_store(database), open_queue(database)
+    clock, policy = Clock(), WorkerPolicy(batch_size=batch_size)
+    decided, started = 0, time.perf_counter()
+    try:
+        while (result := decide_next_batch(store, queue, clock, policy)).leased:
+            decided += result.decided
+    finally:
+        seconds = time.perf_counter() - started
+        queue.close()
+        store.close()
+    return {
+        "decided": decided,
+        "seconds": round(seconds, 3),
+        "rate": round(decided / seconds, 1) if seconds else 0.0,
+        "batch_size": batch_size,
+    }
+
+
+def bench(
+    duration: Annotated[float, typer.Option(envvar="EVENTPRO_BENCH_DURATION", min=0.5)] = 8.0,
+    connections: Annotated[int, typer.Option(envvar="EVENTPRO_BENCH_CONNECTIONS", min=1)] = 64,
+    batch_size: Annotated[int, typer.Option(envvar="EVENTPRO_BATCH_SIZE", min=1)] = 500,
+    out: Annotated[Path, typer.Option(envvar="EVENTPRO_BENCH_OUT")] = Path(
+        "bench-results/bench.json"
+    ),
+    quick: Annotated[bool, typer.Option(help="tiny numbers: a smoke test of the bench")] = False,
+) -> None:
+    """Baseline vs admission throughput, p99 at half load, worker decisions per second."""
+    if quick:
+        duration, connections = 0.5, 8
+    count = 2_000 if quick else 400_000
+    workdir = Path(tempfile.mkdtemp(prefix="eventpro-bench-"))
+    database = f"sqlite:///{workdir / 'bench.db'}"
+    env = {
+        **os.environ,
+        "EVENTPRO_DATABASE_URL": database,
+        "EVENTPRO_QUEUE_URL": database,
+        "EVENTPRO_ADMIN_TOKEN": secrets.token_urlsafe(24),
+    }
+    console.print(f"bench: {connections} connections, {duration} s per measure, {workdir}")
+    baseline = _baseline(env, connections, duration, count)
+    admission = _admission(env, database, connections, duration, count)
+    decisions = _decisions(database, batch_size)
+    results = _summarise(baseline, admission, decisions, connections, duration)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2))
+    _print(results)
+    console.print(f"written to {out}")
+
+
+def _summarise(
+    baseline: dict[str, Any],
+    admission: dict[str, Any],
+    decisions: dict[str, Any],
+    connections: int,
+    duration: float,
+) -> dict[str, Any]:
+    ratio = admission["max"]["rate"] / baseline["rate"] if baseline["rate"] else 0.0
+    return {
+        "machine": {"cpus": os.cpu_count(), "connections": connections, "duration_s": duration},
+        "baseline": baseline,
+        "admission": admission,
+        "decisions": decisions,
+        "ratios": {"admission_vs_baseline": round(ratio, 3)},
+        "targets": TARGETS,
+        "pass": {
+            "admission_ratio": ratio >= TARGETS["admission_ratio"],
+            "p99_at_half_load": admission["half_load"]["p99_ms"] <= TARGETS["p99_ms_at_half_load"],
+            "decisions_per_second": decisions["rate"] >= TARGETS["decisions_per_second"],
+        },
+    }
+
+
+def _print(results: dict[str, Any]) -> None:
+    table = Table(title="eventpro bench (same machine, same run)")
+    for column in ("measure", "value", "target", "result"):
+        table.add_column(column)
+    b, a, d, ok = results["baseline"], results["admission"], results["decisions"], results["pass"]
+
+    def verdict(passed: bool) -> str:
+        return "[green]PASS[/]" if passed else "[red]MISS[/]"
+
+    table.add_row("baseline: bare Starlette POST", f"{b['rate']:,.0f} req/s", "", "")
+    table.add_row("admission: POST purchases", f"{a['max']['rate']:,.0f} req/s", "", "")
+    ratio = results["ratios"]["admission_vs_baseline"]
+    table.add_row("admission / baseline", f"{ratio:.0%}", ">= 50%", verdict(ok["admission_ratio"]))
+    half = a["half_load"]
+    table.add_row(
+        f"p50 / p99 at {half['offered_rate']:,.0f} req/s (half)",
+        f"{half['p50_ms']:.1f} / {half['p99_ms']:.1f} ms",
+        "p99 <= 50 ms",
+        verdict(ok["p99_at_half_load"]),
+    )
+    table.add_row(
+        f"worker decisions (batches of {d['batch_size']})",
+        f"{d['rate']:,.0f} /s ({d['decided']:,} in {d['seconds']} s)",
+        ">= 20,000 /s",
+        verdict(ok["decisions_per_second"]),
+    )
+    table.add_row(
+        "peak RSS: baseline / eventpro server",
+        f"{b['server_peak_rss_mib']:.0f} / {a['server_peak_rss_mib']:.0f} MiB",
+        "",
+        "",
+    )
+    console.print(table)

@@ -1,0 +1,195 @@
+"""`eventpro demo`: a simulated flash sale against a real server on a temporary SQLite file."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import tempfile
+import time
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import orjson
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.table import Table
+
+from eventpro.adapters import open_queue, open_store
+from eventpro.cli.report import print_audit
+from eventpro.loadtest.client import (
+    Answer,
+    Shot,
+    closed_loop,
+    create_event,
+    get_json,
+    percentile,
+)
+from eventpro.loadtest.process import free_port, peak_rss_mib, served
+from eventpro.services.audit import audit_event, pages
+
+console = Console()
+
+
+def demo(
+    buyers: Annotated[
+        int, typer.Option(envvar="EVENTPRO_DEMO_BUYERS", min=1, max=1_000_000)
+    ] = 50_000,
+    tickets: Annotated[int, typer.Option(envvar="EVENTPRO_DEMO_TICKETS", min=1)] = 10_000,
+    connections: Annotated[int, typer.Option(envvar="EVENTPRO_DEMO_CONNECTIONS", min=1)] = 256,
+    keep: Annotated[bool, typer.Option(help="keep the SQLite file and print its path")] = False,
+) -> None:
+    """Sell TICKETS to BUYERS over real HTTP on loopback, then audit the stored data."""
+    workdir = Path(tempfile.mkdtemp(prefix="eventpro-demo-"))
+    database = f"sqlite:///{workdir / 'demo.db'}"
+    token = secrets.token_urlsafe(24)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = {
+        **os.environ,
+        "EVENTPRO_DATABASE_URL": database,
+        "EVENTPRO_QUEUE_URL": database,
+        "EVENTPRO_ADMIN_TOKEN": token,
+    }
+    console.print(f"demo: admin token for this run: [bold]{token}[/]  (database {workdir})")
+    args = ["eventpro", "serve", "--port", str(port), "--workers", "1"]
+    with served(args, env, f"{base}/healthz", workdir / "server.log") as server:
+        event_id = _new_event(base, token, tickets)
+        answers, started = _sell(base, event_id, buyers, connections)
+        settled_in = _wait_until_decided(base, event_id, timeout=120)
+        server_rss = peak_rss_mib(server.pid)
+    ok = _report(database, event_id, answers, started, settled_in, server_rss)
+    if not keep:
+        for leftover in workdir.iterdir():
+            leftover.unlink()
+        workdir.rmdir()
+    if not ok:
+        raise typer.Exit(1)
+
+
+def _new_event(base: str, token: str, tickets: int) -> str:
+    body = {
+        "name": "EventPro demo: the flash sale",
+        "venue": "Loopback Arena",
+        "starts_at": "2030-06-01T19:00:00Z",
+        "per_buyer_limit": 4,
+        "sections": [{"name": "Floor", "capacity": tickets, "price_cents": 12_500}],
+    }
+    return create_event(base, token, body)
+
+
+def _sell(base: str, event_id: str, buyers: int, connections: int) -> tuple[list[Answer], float]:
+    shots = [
+        Shot(
+            f"/v1/events/{event_id}/purchases",
+            {"buyer_id": f"buyer{i}", "quantity": 1, "section": "Floor"},
+        )
+        for i in range(buyers)
+    ]
+    columns = (
+        TextColumn("[bold]buyers"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console, transient=False) as progress:
+        task = progress.add_task("buyers", total=buyers)
+        started = time.time()
+        answers = asyncio.run(
+            closed_loop(
+                base,
+                shots,
+                connections,
+                keep_body=True,
+                on_answer=lambda answer: _tick(progress, task, answer),
+            )
+        )
+        progress.update(task, completed=buyers)
+    return answers, started
+
+
+def _tick(progress: Progress, task: TaskID, answer: Answer) -> None:
+    # Redrawing costs the client CPU it needs to send: advance in steps of 250.
+    if answer.index % 250 == 0:
+        progress.update(task, completed=answer.index + 1)
+
+
+def _wait_until_decided(base: str, event_id: str, timeout: float) -> float:
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        event = get_json(f"{base}/v1/events/{event_id}")
+        if isinstance(event, dict) and event["queue"]["depth"] == 0:
+            return time.monotonic() - started
+        time.sleep(0.1)
+    raise RuntimeError(f"requests still undecided after {timeout} s")
+
+
+def _report(
+    database: str,
+    event_id: str,
+    answers: list[Answer],
+    started: float,
+    settled_in: float,
+    server_rss: float,
+) -> bool:
+    store, queue = open_store(database), open_queue(database)
+    try:
+        audit = audit_event(store, queue, event_id)
+        orders = list(pages(lambda c: store.list_orders(event_id, 1000, c)))
+    finally:
+        queue.close()
+        store.close()
+    assert audit is not None
+    statuses = Counter(a.status for a in answers)
+    outcomes = Counter(orjson.loads(a.body)["status"] for a in answers if a.status == 202)
+    latencies = [a.latency for a in answers if a.status == 202]
+    sell_out = (
+        (max(o.created_at for o in orders) - datetime.fromtimestamp(started, UTC)).total_seconds()
+        if orders
+        else float("nan")
+    )
+    table = Table(title="EventPro demo: flash sale report")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    rows = [
+        ("buyers (requests sent)", f"{len(answers):,}"),
+        ("answered 202", f"{statuses.get(202, 0):,}"),
+        ("other answers", str({k: v for k, v in statuses.items() if k != 202} or "none")),
+        ("rejected at once (sold out, in the answer)", f"{outcomes.get('rejected', 0):,}"),
+        ("tickets", f"{audit.counts['capacity']:,}"),
+        ("confirmed purchases", f"{audit.counts.get('confirmed', 0):,}"),
+        ("rejected: sold_out", f"{audit.counts.get('rejected_sold_out', 0):,}"),
+        ("rejected: other reasons", f"{_other_rejections(audit.counts):,}"),
+        ("oversold tickets", f"{max(0, audit.counts['tickets_sold'] - audit.counts['capacity'])}"),
+        ("FCFS violations", audit.checks[3].detail.split()[0]),
+        (
+            "admission latency p50 / p99",
+            f"{percentile(latencies, 0.5) * 1000:.1f} / "
+            f"{percentile(latencies, 0.99) * 1000:.1f} ms",
+        ),
+        ("time to sell out", f"{sell_out:.2f} s"),
+        ("all decided after the last answer", f"{settled_in:.2f} s"),
+        ("total time", f"{time.time() - started:.2f} s"),
+        ("server peak RSS", f"{server_rss:.0f} MiB"),
+    ]
+    for name, value in rows:
+        table.add_row(name, value)
+    console.print(table)
+    print_audit(console, audit)
+    return audit.ok and statuses.get(202, 0) == len(answers)
+
+
+def _other_rejections(counts: dict[str, int]) -> int:
+    return sum(
+        v for k, v in counts.items() if k.startswith("rejected_") and k != "rejected_sold_out"
+    )

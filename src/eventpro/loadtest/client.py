@@ -1,0 +1,144 @@
+"""Fire HTTP requests at a target, closed-loop (N connections) or open-loop (a fixed rate).
+
+One aiohttp session with keep-alive; every answer is recorded with its latency, so
+callers compute percentiles and count outcomes. Loops are bounded in count and time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+import aiohttp
+import orjson
+
+JSON = {"Content-Type": "application/json"}
+
+
+@dataclass(frozen=True, slots=True)
+class Shot:
+    """One request to send: a path and a JSON body (POST), or no body (GET)."""
+
+    path: str
+    body: object = None
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    index: int
+    status: int
+    latency: float  # seconds
+    sent_at: float  # perf_counter
+    body: bytes
+
+
+async def _send(session: aiohttp.ClientSession, base: str, shot: Shot) -> tuple[int, bytes]:
+    if shot.body is None:
+        async with session.get(base + shot.path) as response:
+            return response.status, await response.read()
+    data = orjson.dumps(shot.body)
+    async with session.post(base + shot.path, data=data, headers=JSON) as response:
+        return response.status, await response.read()
+
+
+async def _one(
+    session: aiohttp.ClientSession, base: str, index: int, shot: Shot, keep_body: bool
+) -> Answer:
+    started = time.perf_counter()
+    try:
+        status, body = await _send(session, base, shot)
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        status, body = 0, str(exc).encode()
+    latency = time.perf_counter() - started
+    return Answer(index, status, latency, started, body if keep_body or status == 0 else b"")
+
+
+def _session(connections: int, timeout: float) -> aiohttp.ClientSession:
+    connector = aiohttp.TCPConnector(limit=connections, force_close=False)
+    return aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=timeout))
+
+
+async def closed_loop(
+    base: str,
+    shots: Sequence[Shot],
+    connections: int,
+    *,
+    duration: float | None = None,
+    keep_body: bool = False,
+    on_answer: Callable[[Answer], None] | None = None,
+    timeout: float = 30.0,
+) -> list[Answer]:
+    """Send `shots` over `connections` concurrent connections, each as fast as it can.
+
+    Stops after the last shot or after `duration` seconds, whichever comes first.
+    """
+    answers: list[Answer] = []
+    cursor = iter(range(len(shots)))
+    deadline = time.perf_counter() + duration if duration else float("inf")
+    async with _session(connections, timeout) as session:
+
+        async def lane() -> None:
+            for index in cursor:
+                if time.perf_counter() > deadline:
+                    return
+                answer = await _one(session, base, index, shots[index], keep_body)
+                answers.append(answer)
+                if on_answer is not None:
+                    on_answer(answer)
+
+        await asyncio.gather(*(lane() for _ in range(connections)))
+    return answers
+
+
+async def open_loop(
+    base: str, shots: Sequence[Shot], rate: float, connections: int, timeout: float = 30.0
+) -> list[Answer]:
+    """Send `shots` at `rate` per second whatever the answers' speed (no coordinated omission).
+
+    Latency counts from each request's scheduled time, so queueing in the client counts too.
+    """
+    answers: list[Answer] = []
+    async with _session(connections, timeout) as session:
+        start = time.perf_counter()
+
+        async def fire(index: int) -> None:
+            scheduled = start + index / rate
+            await asyncio.sleep(max(0.0, scheduled - time.perf_counter()))
+            answer = await _one(session, base, index, shots[index], False)
+            done = answer.sent_at + answer.latency
+            answers.append(Answer(index, answer.status, done - scheduled, scheduled, b""))
+
+        await asyncio.gather(*(fire(i) for i in range(len(shots))))
+    return answers
+
+
+def percentile(values: Sequence[float], fraction: float) -> float:
+    """The nearest-rank percentile of `values` (0 when empty)."""
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    rank = min(len(ordered) - 1, max(0, round(fraction * len(ordered)) - 1))
+    return ordered[rank]
+
+
+def create_event(base: str, token: str, body: Mapping[str, object]) -> str:
+    """POST an event as the admin and return its id (setup for the demo and the bench)."""
+    request = urllib.request.Request(
+        f"{base}/v1/events",
+        data=orjson.dumps(body),
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            return str(orjson.loads(answer.read())["id"])
+    except urllib.error.HTTPError as exc:
+        raise RuntimeError(f"could not create the event: {exc.read().decode()}") from exc
+
+
+def get_json(url: str) -> object:
+    with urllib.request.urlopen(url, timeout=10) as answer:
+        return orjson.loads(answer.read())
