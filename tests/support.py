@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
-import signal
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -14,11 +11,9 @@ from types import TracebackType
 
 import httpx
 
+from eventpro.loadtest.process import free_port, served
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+__all__ = ["ServerProcess", "free_port", "service_env", "wait_until"]
 
 
 def wait_until(condition: Callable[[], bool], timeout: float, interval: float = 0.05) -> None:
@@ -37,11 +32,10 @@ class ServerProcess:
         self, env: dict[str, str], port: int, workers: int = 1, log: Path | None = None
     ) -> None:
         self.env = env
-        self.port = port
-        self.workers = workers
         self.base_url = f"http://127.0.0.1:{port}"
+        self._args = ["eventpro", "serve", "--port", str(port), "--workers", str(workers)]
         self._log = log
-        self.process: subprocess.Popen[bytes] | None = None
+        self._stack = contextlib.ExitStack()
         token = env["EVENTPRO_ADMIN_TOKEN"]
         self.client = httpx.Client(base_url=self.base_url, timeout=30)
         self.admin = httpx.Client(
@@ -49,25 +43,10 @@ class ServerProcess:
         )
 
     def __enter__(self) -> ServerProcess:
-        out = open(self._log, "wb") if self._log else subprocess.DEVNULL
-        command = ["serve", "--port", str(self.port), "--workers", str(self.workers)]
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "eventpro", *command],
-            env=self.env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
+        self.process = self._stack.enter_context(
+            served(self._args, self.env, f"{self.base_url}/healthz", self._log)
         )
-        wait_until(self._healthy, timeout=30, interval=0.1)
         return self
-
-    def _healthy(self) -> bool:
-        assert self.process is not None
-        if self.process.poll() is not None:
-            raise AssertionError(f"server exited with {self.process.returncode}")
-        try:
-            return self.client.get("/healthz").status_code == 200
-        except httpx.TransportError:
-            return False
 
     def __exit__(
         self,
@@ -77,13 +56,7 @@ class ServerProcess:
     ) -> None:
         self.client.close()
         self.admin.close()
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
+        self._stack.close()
 
 
 def service_env(**overrides: str) -> dict[str, str]:

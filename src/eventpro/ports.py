@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import abc
 import secrets
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -75,8 +76,17 @@ class IdSource:
     64 random bits, so they cannot be guessed from one another.
     """
 
+    def __init__(self) -> None:
+        self._random = b""
+        self._lock = threading.Lock()
+
     def new(self, prefix: str) -> str:
-        return f"{prefix}_{time.time_ns() // 1_000_000:012x}{secrets.token_hex(8)}"
+        # One getrandom() call per 512 ids rather than one per id: it showed in profiles.
+        with self._lock:
+            if not self._random:
+                self._random = secrets.token_bytes(8 * 512)
+            tail, self._random = self._random[:8], self._random[8:]
+        return f"{prefix}_{time.time_ns() // 1_000_000:012x}{tail.hex()}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -51,6 +51,23 @@ class Metrics:
             registry=self.registry,
         )
 
+        # Labelled children, cached: `labels()` takes a lock and builds a key every call.
+        self._request_counters: dict[tuple[str, int], Counter] = {}
+        self._admission_counters: dict[str, Counter] = {}
+
+    def count_request(self, route: str, status: int) -> None:
+        key = (route, status)
+        child = self._request_counters.get(key)
+        if child is None:
+            child = self._request_counters[key] = self.requests.labels(route, str(status))
+        child.inc()
+
+    def count_admission(self, status: str) -> None:
+        child = self._admission_counters.get(status)
+        if child is None:
+            child = self._admission_counters[status] = self.admissions.labels(status)
+        child.inc()
+
     def on_batch(self, result: BatchResult) -> None:
         self.batch_size.observe(result.leased)
         self.decisions.inc(result.decided)
