@@ -141,7 +141,7 @@ class MemoryInventoryStore(InventoryStore):
         section = stock.event.section(request.section)
         assert section is not None
         if request.seats:
-            labels = list(request.seats)
+            labels = sorted(request.seats, key=section.seats.index)  # in the section's order
             if any(stock.seat_owner[label] is not None for label in labels):
                 return Decision(purchase.id, PurchaseStatus.REJECTED, Reason.SEAT_TAKEN)
         elif section.seats:

@@ -56,8 +56,9 @@ def _rate(answers: Sequence[Answer], ok_status: int) -> dict[str, float]:
 
 
 def _closed(base: str, shots: list[Shot], connections: int, duration: float) -> list[Answer]:
-    asyncio.run(closed_loop(base, shots[:WARM_UP], connections))
-    return asyncio.run(closed_loop(base, shots[WARM_UP:], connections, duration=duration))
+    warm_up = min(WARM_UP, len(shots) // 4)
+    asyncio.run(closed_loop(base, shots[:warm_up], connections))
+    return asyncio.run(closed_loop(base, shots[warm_up:], connections, duration=duration))
 
 
 def _buyers(path: str, start: int, count: int) -> list[Shot]:
@@ -134,7 +135,7 @@ def _decisions(database: str, batch_size: int) -> dict[str, Any]:
 
 def bench(
     duration: Annotated[float, typer.Option(envvar="EVENTPRO_BENCH_DURATION", min=0.5)] = 8.0,
-    connections: Annotated[int, typer.Option(envvar="EVENTPRO_BENCH_CONNECTIONS", min=1)] = 64,
+    connections: Annotated[int, typer.Option(envvar="EVENTPRO_BENCH_CONNECTIONS", min=1)] = 128,
     batch_size: Annotated[int, typer.Option(envvar="EVENTPRO_BATCH_SIZE", min=1)] = 500,
     out: Annotated[Path, typer.Option(envvar="EVENTPRO_BENCH_OUT")] = Path(
         "bench-results/bench.json"

@@ -48,6 +48,9 @@ def demo(
     tickets: Annotated[int, typer.Option(envvar="EVENTPRO_DEMO_TICKETS", min=1)] = 10_000,
     connections: Annotated[int, typer.Option(envvar="EVENTPRO_DEMO_CONNECTIONS", min=1)] = 256,
     keep: Annotated[bool, typer.Option(help="keep the SQLite file and print its path")] = False,
+    report: Annotated[
+        Path | None, typer.Option(envvar="EVENTPRO_DEMO_REPORT", help="also write it as JSON")
+    ] = None,
 ) -> None:
     """Sell TICKETS to BUYERS over real HTTP on loopback, then audit the stored data."""
     workdir = Path(tempfile.mkdtemp(prefix="eventpro-demo-"))
@@ -68,7 +71,7 @@ def demo(
         answers, started = _sell(base, event_id, buyers, connections)
         settled_in = _wait_until_decided(base, event_id, timeout=120)
         server_rss = peak_rss_mib(server.pid)
-    ok = _report(database, event_id, answers, started, settled_in, server_rss)
+    ok = _report(database, event_id, answers, started, settled_in, server_rss, report)
     if not keep:
         for leftover in workdir.iterdir():
             leftover.unlink()
@@ -141,6 +144,7 @@ def _report(
     started: float,
     settled_in: float,
     server_rss: float,
+    json_path: Path | None,
 ) -> bool:
     store, queue = open_store(database), open_queue(database)
     try:
@@ -186,6 +190,20 @@ def _report(
         table.add_row(name, value)
     console.print(table)
     print_audit(console, audit)
+    if json_path is not None:
+        numbers = {
+            **audit.counts,
+            "answered_202": statuses.get(202, 0),
+            "oversold": max(0, audit.counts["tickets_sold"] - audit.counts["capacity"]),
+            "fcfs_ok": audit.checks[3].ok,
+            "audit_ok": audit.ok,
+            "p50_ms": percentile(latencies, 0.5) * 1000,
+            "p99_ms": percentile(latencies, 0.99) * 1000,
+            "sell_out_s": sell_out,
+            "total_s": time.time() - started,
+            "server_peak_rss_mib": server_rss,
+        }
+        json_path.write_bytes(orjson.dumps(numbers, option=orjson.OPT_INDENT_2))
     return audit.ok and statuses.get(202, 0) == len(answers)
 
 

@@ -99,20 +99,28 @@ async def open_loop(
 ) -> list[Answer]:
     """Send `shots` at `rate` per second whatever the answers' speed (no coordinated omission).
 
-    Latency counts from each request's scheduled time, so queueing in the client counts too.
+    Each request is started at its scheduled time by one pacing loop, and its latency
+    counts from that time, so a slow server and a late client both show in the numbers.
     """
     answers: list[Answer] = []
     async with _session(connections, timeout) as session:
-        start = time.perf_counter()
 
-        async def fire(index: int) -> None:
-            scheduled = start + index / rate
-            await asyncio.sleep(max(0.0, scheduled - time.perf_counter()))
+        async def fire(index: int, scheduled: float) -> None:
             answer = await _one(session, base, index, shots[index], False)
             done = answer.sent_at + answer.latency
             answers.append(Answer(index, answer.status, done - scheduled, scheduled, b""))
 
-        await asyncio.gather(*(fire(i) for i in range(len(shots))))
+        start = time.perf_counter()
+        running: set[asyncio.Task[None]] = set()
+        for index in range(len(shots)):
+            scheduled = start + index / rate
+            delay = scheduled - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            task = asyncio.create_task(fire(index, scheduled))
+            running.add(task)
+            task.add_done_callback(running.discard)
+        await asyncio.gather(*running)
     return answers
 
 

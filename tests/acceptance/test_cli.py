@@ -1,0 +1,120 @@
+"""The real `eventpro` command, run as a subprocess: demo, audit, event, dlq, bench."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.support import service_env
+
+EVENT = {
+    "name": "CLI night",
+    "venue": "Terminal",
+    "starts_at": "2030-01-01T20:00:00Z",
+    "sections": [
+        {"name": "Floor", "capacity": 3, "price_cents": 1000},
+        {"name": "A", "price_cents": 2000, "seats": ["A1", "A2"]},
+    ],
+}
+
+
+def eventpro(*args: str, env: dict[str, str] | None = None, timeout: float = 120):
+    return subprocess.run(
+        [sys.executable, "-m", "eventpro", *args],
+        capture_output=True,
+        text=True,
+        env=env or service_env(),
+        timeout=timeout,
+    )
+
+
+@pytest.fixture
+def database(tmp_path: Path) -> dict[str, str]:
+    return service_env(EVENTPRO_DATABASE_URL=f"sqlite:///{tmp_path / 'cli.db'}")
+
+
+def test_demo_sells_without_overselling_and_exits_zero(tmp_path: Path) -> None:
+    report = tmp_path / "demo.json"
+    done = eventpro("demo", "--buyers", "3000", "--tickets", "500", "--report", str(report))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "oversold tickets" in done.stdout and "BROKEN" not in done.stdout
+    numbers = json.loads(report.read_text())
+    assert numbers["answered_202"] == 3000 and numbers["oversold"] == 0
+    assert numbers["confirmed"] == 500 and numbers["tickets_sold"] == 500
+    assert numbers["fcfs_ok"] and numbers["audit_ok"]
+
+
+def test_event_create_and_show(tmp_path: Path, database) -> None:
+    spec = tmp_path / "event.json"
+    spec.write_text(json.dumps(EVENT))
+    created = eventpro("event", "create", str(spec), env=database)
+    assert created.returncode == 0, created.stderr
+    event = json.loads(created.stdout)
+    assert event["sections"][0]["remaining"] == 3
+    shown = eventpro("event", "show", event["id"], env=database)
+    assert shown.returncode == 0 and json.loads(shown.stdout)["id"] == event["id"]
+    missing = eventpro("event", "show", "evt_missing", env=database)
+    assert missing.returncode != 0 and "no event" in missing.stderr
+
+
+def test_event_create_with_a_bad_file_names_the_field(tmp_path: Path, database) -> None:
+    spec = tmp_path / "bad.json"
+    spec.write_text(json.dumps({**EVENT, "per_buyer_limit": 0}))
+    failed = eventpro("event", "create", str(spec), env=database)
+    assert failed.returncode != 0 and "per_buyer_limit" in failed.stderr
+
+
+def test_audit_passes_a_clean_sale_and_fails_a_corrupted_one(tmp_path: Path, database) -> None:
+    spec = tmp_path / "event.json"
+    spec.write_text(json.dumps(EVENT))
+    event_id = json.loads(eventpro("event", "create", str(spec), env=database).stdout)["id"]
+    clean = eventpro("audit", event_id, env=database)
+    assert clean.returncode == 0, clean.stdout + clean.stderr
+    # Corrupt the stored data behind the product's back: an order beyond the capacity.
+    db = database["EVENTPRO_DATABASE_URL"].removeprefix("sqlite:///")
+    with sqlite3.connect(db) as conn:
+        conn.execute(
+            "INSERT INTO orders (id, event_id, buyer_id, purchase_id, section, seats, quantity,"
+            " amount_cents, created_at) VALUES ('ord_x', ?, 'mallory', 'pur_x', 'Floor', '[]', 4,"
+            " 4000, '2030-01-01T00:00:00+00:00')",
+            (event_id,),
+        )
+    broken = eventpro("audit", event_id, env=database)
+    assert broken.returncode == 1
+    assert "BROKEN" in broken.stdout and "capacity 3, sold 4" in broken.stdout
+
+
+def test_dlq_list_and_redrive(database) -> None:
+    listed = eventpro("dlq", "list", env=database)
+    assert listed.returncode == 0 and "dead letters (0)" in listed.stdout
+    redriven = eventpro("dlq", "redrive", "--event-id", "evt_any", env=database)
+    assert redriven.returncode == 0 and "redriven: 0" in redriven.stdout
+    neither = eventpro("dlq", "redrive", env=database)
+    assert neither.returncode != 0
+
+
+def test_serve_refuses_a_placeholder_admin_token(database) -> None:
+    refused = eventpro("serve", env={**database, "EVENTPRO_ADMIN_TOKEN": "changeme"}, timeout=30)
+    assert refused.returncode == 1 and "EVENTPRO_ADMIN_TOKEN" in refused.stderr
+    assert "changeme" not in refused.stderr
+
+
+def test_unknown_backend_scheme_lists_the_valid_ones(database) -> None:
+    failed = eventpro("migrate", env={**database, "EVENTPRO_DATABASE_URL": "oracle://x"})
+    assert failed.returncode == 1
+    assert "unknown database URL scheme 'oracle'" in failed.stderr and "sqlite://" in failed.stderr
+
+
+def test_bench_quick_writes_its_json(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    done = eventpro("bench", "--quick", "--out", str(out), timeout=180)
+    assert done.returncode == 0, done.stdout + done.stderr
+    results = json.loads(out.read_text())
+    assert set(results) >= {"baseline", "admission", "decisions", "ratios", "targets", "pass"}
+    assert results["baseline"]["rate"] > 0 and results["admission"]["max"]["rate"] > 0
+    assert results["decisions"]["decided"] > 0
