@@ -27,6 +27,7 @@ from eventpro.loadtest.client import (
     Shot,
     closed_loop,
     create_event,
+    get_json,
     open_loop,
     percentile,
 )
@@ -93,7 +94,14 @@ def _admission(
         }
         event_id = create_event(base, env["EVENTPRO_ADMIN_TOKEN"], body)
         path = f"/v1/events/{event_id}/purchases"
+
+        def memory() -> dict[str, float]:
+            event = get_json(f"{base}/v1/events/{event_id}")
+            depth = event["queue"]["depth"] if isinstance(event, dict) else 0
+            return {"line": depth, "rss_mib": round(peak_rss_mib(process.pid, "VmRSS"), 1)}
+
         peak = _rate(_closed(base, _buyers(path, 0, count), connections, duration), 202)
+        after_peak = memory()
         half = max(1.0, peak["rate"] / 2)
         paced = asyncio.run(
             open_loop(base, _buyers(path, count, int(half * duration)), half, connections)
@@ -110,6 +118,8 @@ def _admission(
                 "p99_ms": round(percentile(latencies, 0.99) * 1000, 2),
             },
             "server_peak_rss_mib": round(peak_rss_mib(process.pid), 1),
+            # The backlog lives in the queue, not in the process: RSS must not follow the line.
+            "memory_as_the_line_grows": [after_peak, memory()],
         }
 
 
@@ -213,6 +223,13 @@ def _print(results: dict[str, Any]) -> None:
         f"{d['rate']:,.0f} /s ({d['decided']:,} in {d['seconds']} s)",
         ">= 20,000 /s",
         verdict(ok["decisions_per_second"]),
+    )
+    grows = a["memory_as_the_line_grows"]
+    table.add_row(
+        "server RSS as the line grows",
+        " → ".join(f"{m['rss_mib']:.0f} MiB at {m['line']:,}" for m in grows),
+        "flat",
+        "",
     )
     table.add_row(
         "peak RSS: baseline / eventpro server",

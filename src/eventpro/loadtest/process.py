@@ -19,11 +19,14 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def peak_rss_mib(pid: int) -> float:
-    """The process's peak resident memory (VmHWM) in MiB; 0 if it cannot be read."""
+def peak_rss_mib(pid: int, field: str = "VmHWM") -> float:
+    """The process's peak resident memory (VmHWM) in MiB; 0 if it cannot be read.
+
+    `field="VmRSS"` gives the resident memory now instead.
+    """
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
+            if line.startswith(f"{field}:"):
                 return int(line.split()[1]) / 1024
     except OSError:
         pass

@@ -14,7 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 from eventpro.ports import Conflict, Misconfigured, StoreError, Unavailable
 
 BUSY_TIMEOUT_MS = 5_000
-CACHE_KIB = 65_536  # per connection: the hot pages of a large sale stay in memory
+CACHE_KIB = 8_192  # per connection; bounded, so memory stays flat however long the line
 # FULL makes every commit durable across power loss, not only a process crash; group
 # commit amortises the fsync over a whole group of admissions or a batch of decisions.
 SYNCHRONOUS = ("OFF", "NORMAL", "FULL")
