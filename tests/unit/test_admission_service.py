@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -12,7 +12,7 @@ import pytest
 from eventpro.adapters.sqlite import queue_from_url, store_from_url
 from eventpro.domain.errors import QuantityOutOfRange, UnknownSection
 from eventpro.domain.model import Event, PurchaseStatus, Reason
-from eventpro.ports import Clock, IdSource, InventoryStore, PurchaseQueue
+from eventpro.ports import IdSource, InventoryStore, PurchaseQueue
 from eventpro.services.admission import (
     AdmissionPaused,
     AdmissionService,
@@ -22,14 +22,8 @@ from eventpro.services.admission import (
     LineFull,
     PurchaseInput,
 )
-from eventpro.services.events import SectionSpec, create_event, set_paused
-
-NOW = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
-
-
-class FixedClock(Clock):
-    def now(self) -> datetime:
-        return NOW
+from eventpro.services.events import set_paused
+from tests.contract.helpers import NOW, FixedClock, new_event
 
 
 @pytest.fixture
@@ -42,17 +36,7 @@ def ports(tmp_path: Path) -> Iterator[tuple[InventoryStore, PurchaseQueue]]:
 
 
 def _event(store: InventoryStore, opens: datetime = NOW, capacity: int = 100) -> Event:
-    return create_event(
-        store,
-        FixedClock(),
-        IdSource(),
-        name="Night 1",
-        venue="Stadium",
-        starts_at=NOW + timedelta(days=10),
-        sale_opens_at=opens,
-        per_buyer_limit=4,
-        sections=[SectionSpec("Floor", 100, capacity=capacity)],
-    )
+    return new_event(store, capacity=capacity, seats=(), opens=opens)
 
 
 def _service(ports: tuple[InventoryStore, PurchaseQueue], max_line: int = 1000) -> AdmissionService:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -11,16 +11,9 @@ import pytest
 from eventpro.adapters.sqlite import SqliteInventoryStore, queue_from_url, store_from_url
 from eventpro.domain.model import DecidedBatch, Event, Purchase, PurchaseStatus
 from eventpro.domain.rules import resolve_request
-from eventpro.ports import Admission, Clock, IdSource, PurchaseQueue
+from eventpro.ports import Admission, Clock, PurchaseQueue
 from eventpro.services.decisions import WorkerPolicy, decide_next_batch
-from eventpro.services.events import SectionSpec, create_event
-
-NOW = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
-
-
-class FixedClock(Clock):
-    def now(self) -> datetime:
-        return NOW
+from tests.contract.helpers import NOW, FixedClock, new_event
 
 
 class PoisonedStore(SqliteInventoryStore):
@@ -39,17 +32,7 @@ def line(tmp_path: Path) -> Iterator[tuple[PoisonedStore, PurchaseQueue, Event]]
     url = f"sqlite:///{tmp_path / 'decide.db'}"
     store = PoisonedStore(store_from_url(url).db)
     queue = queue_from_url(url)
-    event = create_event(
-        store,
-        FixedClock(),
-        IdSource(),
-        name="Night 1",
-        venue="Stadium",
-        starts_at=NOW + timedelta(days=1),
-        sale_opens_at=None,
-        per_buyer_limit=4,
-        sections=[SectionSpec("Floor", 100, capacity=3)],
-    )
+    event = new_event(store, capacity=3, seats=())
     buyers = ["a", "poison", "b", "c", "d"]
     queue.admit(
         [

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, model_validator
 
-from eventpro.domain.model import Order, Purchase
+from eventpro.domain.model import Event, Order, Purchase
 from eventpro.domain.rules import (
     DEFAULT_PER_BUYER_LIMIT,
     MAX_CAPACITY,
@@ -20,7 +20,8 @@ from eventpro.domain.rules import (
     MAX_SEATS_PER_EVENT,
     MAX_SECTIONS,
 )
-from eventpro.services.events import EventView
+from eventpro.ports import Clock, IdSource, InventoryStore
+from eventpro.services.events import EventView, SectionSpec, create_event
 
 Label = Annotated[str, Field(min_length=1, max_length=64)]
 BuyerId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.@-]{1,64}$")]
@@ -53,6 +54,26 @@ class EventIn(Strict):
         DEFAULT_PER_BUYER_LIMIT
     )
     sections: Annotated[list[SectionIn], Field(min_length=1, max_length=MAX_SECTIONS)]
+
+
+def create_event_from(body: EventIn, store: InventoryStore, clock: Clock, ids: IdSource) -> Event:
+    """Create the event a validated body describes (shared by the API and `event create`)."""
+    return create_event(
+        store,
+        clock,
+        ids,
+        name=body.name,
+        venue=body.venue,
+        starts_at=body.starts_at,
+        sale_opens_at=body.sale_opens_at,
+        per_buyer_limit=body.per_buyer_limit,
+        sections=[
+            SectionSpec(
+                s.name, s.price_cents, s.capacity, tuple(s.seats) if s.seats is not None else None
+            )
+            for s in body.sections
+        ],
+    )
 
 
 class PurchaseIn(Strict):

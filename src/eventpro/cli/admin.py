@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from eventpro.api.schemas import EventIn, event_json
+from eventpro.api.schemas import EventIn, create_event_from, event_json
 from eventpro.bootstrap import Container, bootstrap
 from eventpro.cli.report import print_audit
 from eventpro.cli.serve import DatabaseUrl, QueueUrl, settings_from
@@ -47,22 +47,7 @@ def create(
         raise typer.BadParameter(str(exc), param_hint="FILE") from None
     container = _open(database_url, queue_url)
     try:
-        event = event_service.create_event(
-            container.store,
-            container.clock,
-            container.ids,
-            name=body.name,
-            venue=body.venue,
-            starts_at=body.starts_at,
-            sale_opens_at=body.sale_opens_at,
-            per_buyer_limit=body.per_buyer_limit,
-            sections=[
-                event_service.SectionSpec(
-                    s.name, s.price_cents, s.capacity, tuple(s.seats) if s.seats else None
-                )
-                for s in body.sections
-            ],
-        )
+        event = create_event_from(body, container.store, container.clock, container.ids)
         _show(container, event.id)
     finally:
         container.close()

@@ -10,7 +10,7 @@ from eventpro.api.body import documented, parse_body
 from eventpro.api.deps import Admin, ContainerDep, Cursor, Limit
 from eventpro.api.errors import ApiError
 from eventpro.api.routes.common import errors, json_response, not_found, page_json, paged
-from eventpro.api.schemas import EventIn, EventOut, event_json
+from eventpro.api.schemas import EventIn, EventOut, create_event_from, event_json
 from eventpro.bootstrap import Container
 from eventpro.domain.model import Event
 from eventpro.services import events as event_service
@@ -38,27 +38,8 @@ async def event_answer(container: Container, event_id: str) -> dict[str, object]
 async def create_event(request: Request, container: ContainerDep) -> Response:
     """Create an event with its inventory (admin)."""
     body = await parse_body(request, EventIn)
-    sections = [
-        event_service.SectionSpec(
-            name=s.name,
-            price_cents=s.price_cents,
-            capacity=s.capacity,
-            seats=tuple(s.seats) if s.seats is not None else None,
-        )
-        for s in body.sections
-    ]
     event = await run_in_threadpool(
-        lambda: event_service.create_event(
-            container.store,
-            container.clock,
-            container.ids,
-            name=body.name,
-            venue=body.venue,
-            starts_at=body.starts_at,
-            sale_opens_at=body.sale_opens_at,
-            per_buyer_limit=body.per_buyer_limit,
-            sections=sections,
-        )
+        create_event_from, body, container.store, container.clock, container.ids
     )
     answer = await event_answer(container, event.id)
     return json_response(answer, 201, {"Location": f"/v1/events/{event.id}"})
