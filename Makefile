@@ -42,8 +42,11 @@ test-contract: install ## only the adapter conformance suite
 
 test-all: test ## every test, including slow ones
 
-cov: install ## tests with branch coverage
-	$(BIN)/pytest --cov --cov-report=term-missing $(PYTEST_ARGS)
+cov: install ## tests with branch coverage, child processes included
+	rm -f .coverage .coverage.*
+	$(BIN)/coverage run -m pytest $(PYTEST_ARGS)
+	$(BIN)/coverage combine -q
+	$(BIN)/coverage report
 
 serve: install ## run the API with in-process workers on the embedded default
 	$(BIN)/eventpro serve

@@ -109,6 +109,11 @@ def test_exactly_the_stock_is_sold_to_concurrent_buyers(server: ServerProcess, b
     else:
         sold = sum(order["quantity"] for order in orders)
         assert sold == TICKETS, f"sold {sold} of {TICKETS} tickets to {len(orders)} orders"
+        # First come, first served: the winners are exactly the first in line.
+        confirmed = server.admin.get(
+            f"/v1/events/{event_id}/purchases", params={"status": "confirmed"}
+        ).json()["items"]
+        assert sorted(p["position"] for p in confirmed) == list(range(1, TICKETS + 1))
     event = server.client.get(f"/v1/events/{event_id}").json()
     remaining = {s["name"]: s["remaining"] for s in event["sections"]}
     assert remaining["Floor" if "section" in body else "A"] == (0 if "section" in body else 1)
