@@ -4,6 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
+# The PostgreSQL server the contract suite uses (a fresh schema per test); override or
+# set empty to leave PostgreSQL out. Under CI=true a server that does not answer fails.
+export EVENTPRO_TEST_POSTGRES_URL ?= postgresql://postgres@127.0.0.1:5432/test
 
 .DEFAULT_GOAL := help
 .PHONY: help install fmt lint typecheck test test-contract test-all cov serve worker demo bench loadtest check clean
@@ -16,7 +19,7 @@ $(STAMP): requirements.lock pyproject.toml
 	rm -rf $(VENV)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check --require-hashes -r requirements.lock
-	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e ".[postgres,redis]"
 	touch $(STAMP)
 
 install: $(STAMP) ## create .venv from the lockfile (when missing or stale)

@@ -9,7 +9,9 @@ must be caught overselling.
 from __future__ import annotations
 
 import asyncio
+import os
 import secrets
+import uuid
 from collections import Counter
 from pathlib import Path
 
@@ -21,27 +23,57 @@ from tests.support import ServerProcess, free_port, service_env, wait_until
 BUYERS = 300
 TICKETS = 5
 
+POSTGRES_URL = os.environ.get("EVENTPRO_TEST_POSTGRES_URL")
+UNSAFE = pytest.mark.xfail(strict=True, reason="read-then-write store oversells")
+NEEDS_POSTGRES = pytest.mark.skipif(
+    not POSTGRES_URL, reason="EVENTPRO_TEST_POSTGRES_URL is not set"
+)
 BACKENDS = [
-    pytest.param("sqlite", id="sqlite"),
+    pytest.param(("sqlite", "sqlite"), id="sqlite"),
+    pytest.param(("memory+unsafe", "memory+unsafe"), id="unsafe-negative-control", marks=UNSAFE),
+    pytest.param(("postgresql", "sqlite"), id="postgres", marks=NEEDS_POSTGRES),
     pytest.param(
-        "memory+unsafe://",
-        id="unsafe-negative-control",
-        marks=pytest.mark.xfail(strict=True, reason="read-then-write store oversells"),
+        ("postgresql+unsafe", "memory+unsafe"),
+        id="postgres-unsafe-negative-control",
+        marks=[UNSAFE, NEEDS_POSTGRES],
     ),
 ]
 
 
+def _url(kind: str, tmp_path: Path, schema: str) -> str:
+    if kind == "sqlite":
+        return f"sqlite:///{tmp_path / 'race.db'}"
+    if kind.startswith("postgresql"):
+        assert POSTGRES_URL is not None
+        separator = "&" if "?" in POSTGRES_URL else "?"
+        return POSTGRES_URL.replace("postgresql", kind, 1) + f"{separator}schema={schema}"
+    return f"{kind}://"
+
+
 @pytest.fixture(params=BACKENDS)
 def server(request: pytest.FixtureRequest, tmp_path: Path):
-    url = f"sqlite:///{tmp_path / 'race.db'}" if request.param == "sqlite" else request.param
+    store_kind, queue_kind = request.param
+    schema = f"eventpro_race_{uuid.uuid4().hex[:12]}"
     env = service_env(
-        EVENTPRO_DATABASE_URL=url,
-        EVENTPRO_QUEUE_URL=url,
+        EVENTPRO_DATABASE_URL=_url(store_kind, tmp_path, schema),
+        EVENTPRO_QUEUE_URL=_url(queue_kind, tmp_path, schema),
         EVENTPRO_ADMIN_TOKEN=secrets.token_urlsafe(24),
         EVENTPRO_BATCH_SIZE="1",
     )
-    with ServerProcess(env, free_port(), workers=8) as running:
-        yield running
+    try:
+        with ServerProcess(env, free_port(), workers=8) as running:
+            yield running
+    finally:
+        if store_kind.startswith("postgresql"):
+            _drop_schema(schema)
+
+
+def _drop_schema(schema: str) -> None:
+    import psycopg
+
+    assert POSTGRES_URL is not None
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
 async def _stampede(base_url: str, event_id: str, body: dict[str, object]) -> list[int]:

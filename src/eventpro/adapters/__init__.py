@@ -16,13 +16,16 @@ STORES: dict[str, str] = {
     "memory": "eventpro.adapters.memory:store_from_url",
     "memory+unsafe": "eventpro.adapters.memory:store_from_url",
     "sqlite": "eventpro.adapters.sqlite:store_from_url",
+    "postgresql": "eventpro.adapters.postgres:store_from_url",
+    "postgres": "eventpro.adapters.postgres:store_from_url",
+    "postgresql+unsafe": "eventpro.adapters.postgres.unsafe:store_from_url",
 }
 QUEUES: dict[str, str] = {
     "memory": "eventpro.adapters.memory:queue_from_url",
     "memory+unsafe": "eventpro.adapters.memory:queue_from_url",
     "sqlite": "eventpro.adapters.sqlite:queue_from_url",
 }
-EXTRAS: dict[str, str] = {}
+EXTRAS: dict[str, str] = {"postgresql": "postgres", "postgres": "postgres", "redis": "redis"}
 
 
 def _factory(registry: dict[str, str], url: str, role: str) -> Callable[[str], object]:

@@ -1,0 +1,107 @@
+"""A bounded psycopg connection pool, versioned migrations and error mapping."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from importlib import resources
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import psycopg
+from psycopg import sql
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from eventpro.ports import Conflict, Misconfigured, StoreError, Unavailable
+
+POOL_MAX = 10  # connections per process: workers write in batches, so few are needed
+POOL_TIMEOUT = 5.0  # seconds to wait for a connection before answering "unavailable"
+MIGRATION_LOCK = 0x45_56_50_52  # pg_advisory_xact_lock key: "EVPR"
+
+
+@contextmanager
+def mapped_errors() -> Iterator[None]:
+    """Translate psycopg errors into the port's `StoreError` family."""
+    try:
+        yield
+    except psycopg.errors.IntegrityError as exc:
+        raise Conflict(str(exc)) from exc
+    except (psycopg.OperationalError, PoolTimeout) as exc:
+        raise Unavailable(f"postgresql: {exc}") from exc
+    except psycopg.errors.UndefinedTable as exc:
+        raise Misconfigured(f"postgresql: schema missing, run `eventpro migrate`: {exc}") from exc
+    except psycopg.Error as exc:
+        raise StoreError(f"postgresql: {exc}") from exc
+
+
+def split_url(url: str) -> tuple[str, str]:
+    """`postgresql://…?schema=name` → (a libpq URL without `schema`, the schema name)."""
+    parts = urlsplit(url)
+    query = dict(parse_qsl(parts.query))
+    schema = query.pop("schema", "public")
+    if not schema.replace("_", "").isalnum():
+        raise Misconfigured(f"schema must be letters, digits and _: {schema!r}")
+    return urlunsplit(parts._replace(query=urlencode(query))), schema
+
+
+class PostgresDatabase:
+    """A pool of connections whose `search_path` is the adapter's schema."""
+
+    def __init__(self, url: str, max_size: int = POOL_MAX) -> None:
+        conninfo, self.schema = split_url(url)
+        self.pool = ConnectionPool(
+            conninfo,
+            min_size=1,
+            max_size=max_size,
+            timeout=POOL_TIMEOUT,
+            kwargs={"options": f"-c search_path={self.schema}", "autocommit": False},
+            open=False,
+        )
+        try:
+            with mapped_errors():
+                self.pool.open(wait=True, timeout=POOL_TIMEOUT)
+            self.migrate()
+        except BaseException:
+            self.pool.close()  # stop its background reconnection attempts
+            raise
+
+    @contextmanager
+    def transaction(self) -> Iterator[psycopg.Connection[tuple[Any, ...]]]:
+        """One transaction on a pooled connection: committed on success, else rolled back."""
+        with mapped_errors(), self.pool.connection() as conn:
+            yield conn
+
+    def migrate(self) -> None:
+        """Apply the numbered `.sql` files not applied yet, under an advisory lock.
+
+        Safe to run twice and from two processes at once: the second waits for the lock,
+        then finds every version recorded in `eventpro_migrations`.
+        """
+        scripts = sorted(
+            resources.files(__package__).joinpath("migrations").iterdir(), key=lambda f: f.name
+        )
+        with self.transaction() as conn:
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
+            create = sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(self.schema))
+            conn.execute(create)
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS eventpro_migrations"
+                " (version integer PRIMARY KEY, name text NOT NULL,"
+                " applied_at timestamptz NOT NULL DEFAULT now())"
+            )
+            done = {row[0] for row in conn.execute("SELECT version FROM eventpro_migrations")}
+            for version, script in enumerate(scripts, start=1):
+                if version in done:
+                    continue
+                conn.execute(script.read_text().encode())
+                conn.execute(
+                    "INSERT INTO eventpro_migrations (version, name) VALUES (%s, %s)",
+                    (version, script.name),
+                )
+
+    def ping(self) -> None:
+        with self.transaction() as conn:
+            conn.execute("SELECT 1")
+
+    def close(self) -> None:
+        self.pool.close()

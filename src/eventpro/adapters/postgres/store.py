@@ -1,0 +1,214 @@
+"""`PostgresInventoryStore`: the system of record on PostgreSQL.
+
+A batch of decisions is one transaction and one round trip: `eventpro_decide` (a
+PL/pgSQL function, see migrations/0002) takes stock with conditional writes in the
+batch's order. Seats are sold under their primary key and a conditional update.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from psycopg.types.json import Jsonb
+
+from eventpro.adapters.postgres.database import PostgresDatabase
+from eventpro.adapters.sqlite.rows import decode_cursor, encode_cursor
+from eventpro.domain.model import (
+    DecidedBatch,
+    Decision,
+    Event,
+    Inventory,
+    Order,
+    Purchase,
+    PurchaseStatus,
+    Reason,
+    Section,
+)
+from eventpro.ports import Conflict, IdSource, InventoryStore, Page
+
+EVENT_COLUMNS = "id, name, venue, starts_at, sale_opens_at, per_buyer_limit, created_at, paused"
+ORDER_COLUMNS = (
+    "seq, id, event_id, buyer_id, purchase_id, section, seats, quantity, amount_cents, created_at"
+)
+
+
+class PostgresInventoryStore(InventoryStore):
+    capabilities = frozenset({"transactions", "durable", "shared"})
+
+    def __init__(self, db: PostgresDatabase, ids: IdSource | None = None) -> None:
+        self.db = db
+        self._ids = ids or IdSource()
+
+    def create_event(self, event: Event) -> None:
+        with self.db.transaction() as conn:
+            cur = conn.execute(
+                f"INSERT INTO events ({EVENT_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
+                " ON CONFLICT (id) DO NOTHING",
+                (
+                    event.id,
+                    event.name,
+                    event.venue,
+                    event.starts_at,
+                    event.sale_opens_at,
+                    event.per_buyer_limit,
+                    event.created_at,
+                    event.paused,
+                ),
+            )
+            if cur.rowcount == 0:
+                raise Conflict(f"event {event.id} exists")
+            with conn.cursor() as many:
+                many.executemany(
+                    "INSERT INTO sections VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                    [
+                        (event.id, s.name, i, s.price_cents, s.capacity, s.capacity, bool(s.seats))
+                        for i, s in enumerate(event.sections)
+                    ],
+                )
+                many.executemany(
+                    "INSERT INTO seats (event_id, label, section, idx) VALUES (%s, %s, %s, %s)",
+                    [
+                        (event.id, label, s.name, i)
+                        for s in event.sections
+                        for i, label in enumerate(s.seats)
+                    ],
+                )
+
+    def get_inventory(self, event_id: str) -> Inventory | None:
+        with self.db.transaction() as conn:
+            row = conn.execute(
+                f"SELECT {EVENT_COLUMNS} FROM events WHERE id = %s", (event_id,)
+            ).fetchone()
+            if row is None:
+                return None
+            sections = conn.execute(
+                "SELECT s.name, s.price_cents, s.capacity, s.remaining,"
+                " coalesce((SELECT array_agg(t.label ORDER BY t.idx) FROM seats t"
+                " WHERE t.event_id = s.event_id AND t.section = s.name), '{}')"
+                " FROM sections s WHERE s.event_id = %s ORDER BY s.idx",
+                (event_id,),
+            ).fetchall()
+        event = Event(
+            id=row[0],
+            name=row[1],
+            venue=row[2],
+            starts_at=row[3],
+            sale_opens_at=row[4],
+            per_buyer_limit=row[5],
+            sections=tuple(Section(s[0], s[1], s[2], tuple(s[4])) for s in sections),
+            created_at=row[6],
+            paused=row[7],
+        )
+        return Inventory(event, {s[0]: s[3] for s in sections})
+
+    def list_events(self, limit: int, cursor: str | None) -> Page[Event]:
+        before = decode_cursor(cursor) if cursor else None
+        with self.db.transaction() as conn:
+            rows = conn.execute(
+                "SELECT seq, id FROM events WHERE %(before)s::bigint IS NULL OR seq < %(before)s"
+                " ORDER BY seq DESC LIMIT %(n)s",
+                {"before": before, "n": limit + 1},
+            ).fetchall()
+        events = [inv.event for _, id_ in rows[:limit] if (inv := self.get_inventory(id_))]
+        more = len(rows) > limit
+        return Page(events, encode_cursor(rows[limit - 1][0]) if more else None)
+
+    def set_paused(self, event_id: str, paused: bool) -> bool:
+        with self.db.transaction() as conn:
+            cur = conn.execute("UPDATE events SET paused = %s WHERE id = %s", (paused, event_id))
+            return cur.rowcount == 1
+
+    def seat_map(self, event_id: str, section: str) -> list[tuple[str, bool]]:
+        with self.db.transaction() as conn:
+            rows = conn.execute(
+                "SELECT label, order_id IS NULL FROM seats WHERE event_id = %s AND section = %s"
+                " ORDER BY idx",
+                (event_id, section),
+            ).fetchall()
+        return [(label, bool(free)) for label, free in rows]
+
+    def decide(self, purchases: Sequence[Purchase], now: datetime) -> DecidedBatch:
+        if not purchases:
+            return DecidedBatch([])
+        batch = [self._as_json(p) for p in purchases]
+        touched = sorted({(p.event_id, p.request.section) for p in purchases})
+        with self.db.transaction() as conn:
+            rows = conn.execute(
+                "SELECT * FROM eventpro_decide(%s, %s)", (Jsonb(batch), now)
+            ).fetchall()
+            emptied = conn.execute(
+                "SELECT name FROM sections WHERE remaining = 0"
+                " AND (event_id, name) IN (SELECT * FROM unnest(%s::text[], %s::text[]))",
+                ([e for e, _ in touched], [s for _, s in touched]),
+            ).fetchall()
+        by_id = {p.id: p for p in purchases}
+        decisions = [self._decision(by_id[row[0]], row) for row in rows]
+        return DecidedBatch(decisions, {row[0] for row in emptied})
+
+    def _as_json(self, p: Purchase) -> dict[str, Any]:
+        r = p.request
+        return {
+            "purchase_id": p.id,
+            "event_id": p.event_id,
+            "buyer_id": r.buyer_id,
+            "section": r.section,
+            "quantity": r.quantity,
+            "seats": list(r.seats),
+            "amount_cents": r.amount_cents,
+            "order_id": self._ids.new("ord"),
+        }
+
+    @staticmethod
+    def _decision(purchase: Purchase, row: tuple[Any, ...]) -> Decision:
+        purchase_id, status, reason, order_id, seats, created_at = row
+        order = None
+        if order_id is not None:
+            r = purchase.request
+            order = Order(
+                order_id,
+                purchase.event_id,
+                r.buyer_id,
+                purchase_id,
+                r.section,
+                tuple(seats),
+                r.quantity,
+                r.amount_cents,
+                created_at,
+            )
+        return Decision(
+            purchase_id, PurchaseStatus(status), Reason(reason) if reason else None, order
+        )
+
+    def get_order(self, order_id: str) -> Order | None:
+        with self.db.transaction() as conn:
+            row = conn.execute(
+                f"SELECT {ORDER_COLUMNS} FROM orders WHERE id = %s", (order_id,)
+            ).fetchone()
+        return _order(row) if row else None
+
+    def list_orders(self, event_id: str, limit: int, cursor: str | None) -> Page[Order]:
+        after = decode_cursor(cursor) if cursor else 0
+        with self.db.transaction() as conn:
+            rows = conn.execute(
+                f"SELECT {ORDER_COLUMNS} FROM orders WHERE event_id = %s AND seq > %s"
+                " ORDER BY seq LIMIT %s",
+                (event_id, after, limit + 1),
+            ).fetchall()
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return Page([_order(r) for r in rows], encode_cursor(rows[-1][0]) if more else None)
+
+    def ping(self) -> None:
+        self.db.ping()
+
+    def close(self) -> None:
+        self.db.close()
+
+
+def _order(row: tuple[Any, ...]) -> Order:
+    _, id_, event_id, buyer_id, purchase_id, section, seats, quantity, amount, created = row
+    return Order(
+        id_, event_id, buyer_id, purchase_id, section, tuple(seats), quantity, amount, created
+    )
