@@ -4,9 +4,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
-# The PostgreSQL server the contract suite uses (a fresh schema per test); override or
-# set empty to leave PostgreSQL out. Under CI=true a server that does not answer fails.
+# The PostgreSQL and Redis servers the contract suite uses (a fresh schema and key prefix
+# per test); override, or set either empty to leave the cluster backend out. Under CI=true a server that does not answer fails.
 export EVENTPRO_TEST_POSTGRES_URL ?= postgresql://postgres@127.0.0.1:5432/test
+export EVENTPRO_TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
 
 .DEFAULT_GOAL := help
 .PHONY: help install fmt lint typecheck test test-contract test-all cov serve worker demo bench loadtest check clean

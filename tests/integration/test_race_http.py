@@ -24,14 +24,16 @@ BUYERS = 300
 TICKETS = 5
 
 POSTGRES_URL = os.environ.get("EVENTPRO_TEST_POSTGRES_URL")
+REDIS_URL = os.environ.get("EVENTPRO_TEST_REDIS_URL")
 UNSAFE = pytest.mark.xfail(strict=True, reason="read-then-write store oversells")
 NEEDS_POSTGRES = pytest.mark.skipif(
-    not POSTGRES_URL, reason="EVENTPRO_TEST_POSTGRES_URL is not set"
+    not (POSTGRES_URL and REDIS_URL),
+    reason="EVENTPRO_TEST_POSTGRES_URL and EVENTPRO_TEST_REDIS_URL are not set",
 )
 BACKENDS = [
     pytest.param(("sqlite", "sqlite"), id="sqlite"),
     pytest.param(("memory+unsafe", "memory+unsafe"), id="unsafe-negative-control", marks=UNSAFE),
-    pytest.param(("postgresql", "sqlite"), id="postgres", marks=NEEDS_POSTGRES),
+    pytest.param(("postgresql", "redis"), id="postgres-redis", marks=NEEDS_POSTGRES),
     pytest.param(
         ("postgresql+unsafe", "memory+unsafe"),
         id="postgres-unsafe-negative-control",
@@ -47,6 +49,9 @@ def _url(kind: str, tmp_path: Path, schema: str) -> str:
         assert POSTGRES_URL is not None
         separator = "&" if "?" in POSTGRES_URL else "?"
         return POSTGRES_URL.replace("postgresql", kind, 1) + f"{separator}schema={schema}"
+    if kind == "redis":
+        assert REDIS_URL is not None
+        return REDIS_URL + f"{'&' if '?' in REDIS_URL else '?'}prefix={schema}"
     return f"{kind}://"
 
 
@@ -64,16 +69,25 @@ def server(request: pytest.FixtureRequest, tmp_path: Path):
         with ServerProcess(env, free_port(), workers=8) as running:
             yield running
     finally:
-        if store_kind.startswith("postgresql"):
-            _drop_schema(schema)
+        _clean_up(store_kind, queue_kind, schema)
 
 
-def _drop_schema(schema: str) -> None:
-    import psycopg
+def _clean_up(store_kind: str, queue_kind: str, scope: str) -> None:
+    """Drop the test's PostgreSQL schema and Redis keys."""
+    if store_kind.startswith("postgresql"):
+        import psycopg
 
-    assert POSTGRES_URL is not None
-    with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
-        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        assert POSTGRES_URL is not None
+        with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{scope}" CASCADE')
+    if queue_kind == "redis":
+        import redis
+
+        assert REDIS_URL is not None
+        with redis.Redis.from_url(REDIS_URL) as client:
+            keys = list(client.scan_iter(match=f"{scope}:*", count=1000))
+            if keys:
+                client.delete(*keys)
 
 
 async def _stampede(base_url: str, event_id: str, body: dict[str, object]) -> list[int]:

@@ -24,6 +24,7 @@ QUEUES: dict[str, str] = {
     "memory": "eventpro.adapters.memory:queue_from_url",
     "memory+unsafe": "eventpro.adapters.memory:queue_from_url",
     "sqlite": "eventpro.adapters.sqlite:queue_from_url",
+    "redis": "eventpro.adapters.redis:queue_from_url",
 }
 EXTRAS: dict[str, str] = {"postgresql": "postgres", "postgres": "postgres", "redis": "redis"}
 

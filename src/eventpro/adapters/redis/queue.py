@@ -1,0 +1,285 @@
+"""`RedisQueue`: admission, the line and the admission log in Redis, one Lua step each.
+
+Every change is one server-side script (`*.lua` beside this file), so it is atomic:
+admission (idempotency key, per-buyer count, sold-out flag, position, append), leasing
+one batch of one event, completing or failing deliveries, redrive. Times come from the
+caller's clock, so leases expire by the same clock as on every other backend.
+
+Keys (prefix `P`, event `E`): `P:p:<purchase>` hash; `P:log:E` zset by arrival; `P:line:E`
+zset of undecided requests by position; `P:deadline:E` and `P:dead` the dead letters;
+`P:next:E` positions; `P:held:E` per-buyer counts; `P:key:E` idempotency keys;
+`P:soldout:E` sold-out sections; `P:lease:E` the event lease; `P:active` events in line.
+Keys are built inside the scripts, so this targets one Redis server, not a Cluster.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from importlib import resources
+from typing import cast
+from urllib.parse import parse_qs, urlsplit, urlunsplit
+
+import redis
+
+from eventpro.domain.model import (
+    Decision,
+    Purchase,
+    PurchaseRequest,
+    PurchaseStatus,
+    Reason,
+)
+from eventpro.ports import (
+    Admission,
+    Admitted,
+    DeadLetter,
+    Delivery,
+    IdSource,
+    Page,
+    PurchaseQueue,
+    StoreError,
+    Unavailable,
+)
+
+SOCKET_TIMEOUT = 5.0  # seconds
+
+
+@contextmanager
+def mapped_errors() -> Iterator[None]:
+    """Translate redis-py errors into the port's `StoreError` family."""
+    try:
+        yield
+    except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError) as exc:
+        raise Unavailable(f"redis: {exc}") from exc
+    except redis.RedisError as exc:
+        raise StoreError(f"redis: {exc}") from exc
+
+
+def _script(name: str) -> str:
+    return resources.files(__package__).joinpath(name).read_text()
+
+
+def _cursor(cursor: str | None) -> int:
+    if cursor is None:
+        return 0
+    if not cursor.isdigit():
+        raise ValueError(f"invalid cursor {cursor!r}")
+    return int(cursor)
+
+
+class RedisQueue(PurchaseQueue):
+    capabilities = frozenset({"durable_with_aof", "shared"})
+
+    def __init__(self, url: str, ids: IdSource | None = None) -> None:
+        parts = urlsplit(url)
+        self.prefix = parse_qs(parts.query).get("prefix", ["eventpro"])[0]
+        self.client = redis.Redis.from_url(
+            urlunsplit(parts._replace(query="")),
+            socket_timeout=SOCKET_TIMEOUT,
+            socket_connect_timeout=SOCKET_TIMEOUT,
+            decode_responses=True,
+        )
+        self._ids = ids or IdSource()
+        self._admit = self.client.register_script(_script("admit.lua"))
+        self._lease = self.client.register_script(_script("lease.lua"))
+        self._finish = self.client.register_script(_script("finish.lua"))
+        self._redrive = self.client.register_script(_script("redrive.lua"))
+        self.ping()
+
+    def _key(self, *parts: str) -> str:
+        return ":".join((self.prefix, *parts))
+
+    def admit(self, admissions: Sequence[Admission]) -> list[Admitted]:
+        payload = [
+            {
+                "id": a.purchase_id,
+                "event_id": a.event_id,
+                "buyer_id": a.request.buyer_id,
+                "section": a.request.section,
+                "seats": json.dumps(list(a.request.seats)),
+                "quantity": a.request.quantity,
+                "amount": a.request.amount_cents,
+                "limit": a.per_buyer_limit,
+                "key": a.idempotency_key or "",
+                "hash": a.request_hash or "",
+                "rejected_for": a.rejected_for.value if a.rejected_for else "",
+                "created_at": a.received_at.isoformat(),
+            }
+            for a in admissions
+        ]
+        with mapped_errors():
+            results = json.loads(self._admit(args=[self.prefix, json.dumps(payload)]))
+        purchases = self._load([purchase_id for purchase_id, _ in results])
+        return [
+            Admitted(p, replayed=outcome == "replayed", key_mismatch=outcome == "mismatch")
+            for p, (_, outcome) in zip(purchases, results, strict=True)
+        ]
+
+    def _load(self, ids: Sequence[str]) -> list[Purchase]:
+        with mapped_errors():
+            pipe = self.client.pipeline(transaction=False)
+            for purchase_id in ids:
+                pipe.hgetall(self._key("p", purchase_id))
+            rows = pipe.execute()
+        return [_purchase(purchase_id, row) for purchase_id, row in zip(ids, rows, strict=True)]
+
+    def lease(self, max_items: int, visibility_timeout: float, now: datetime) -> list[Delivery]:
+        lease_id = self._ids.new("lease")
+        args: list[str | float] = [
+            self.prefix,
+            now.timestamp(),
+            visibility_timeout,
+            max_items,
+            lease_id,
+        ]
+        with mapped_errors():
+            found = self._lease(args=args)
+        if not found:
+            return []
+        _, ids, attempts = found
+        purchases = self._load(ids)
+        return [Delivery(p, int(n), lease_id) for p, n in zip(purchases, attempts, strict=True)]
+
+    def _run_finish(self, event_id: str, items: list[dict[str, str]]) -> list[int]:
+        with mapped_errors():
+            return [int(x) for x in self._finish(args=[self.prefix, event_id, json.dumps(items)])]
+
+    def complete(self, deliveries: Sequence[Delivery], decisions: Sequence[Decision]) -> None:
+        if not deliveries:
+            return
+        by_id = {d.purchase_id: d for d in decisions}
+        items = [
+            {
+                "id": d.purchase.id,
+                "status": by_id[d.purchase.id].status.value,
+                "reason": (r.value if (r := by_id[d.purchase.id].reason) else ""),
+                "order_id": (o.id if (o := by_id[d.purchase.id].order) else ""),
+            }
+            for d in deliveries
+        ]
+        self._run_finish(deliveries[0].purchase.event_id, items)
+
+    def fail(self, delivery: Delivery, error: str, max_attempts: int, now: datetime) -> bool:
+        dead = delivery.attempt >= max_attempts
+        item = {
+            "id": delivery.purchase.id,
+            "status": "failed",
+            "error": error,
+            "dead": "1" if dead else "0",
+            "failed_at": now.isoformat(),
+        }
+        return self._run_finish(delivery.purchase.event_id, [item])[0] == 1 and dead
+
+    def mark_sold_out(self, event_id: str, sections: set[str]) -> None:
+        if sections:
+            with mapped_errors():
+                self.client.sadd(self._key("soldout", event_id), *sorted(sections))
+
+    def get_purchase(self, purchase_id: str) -> Purchase | None:
+        with mapped_errors():
+            row = cast(dict[str, str], self.client.hgetall(self._key("p", purchase_id)))
+        return _purchase(purchase_id, row) if row else None
+
+    def ahead(self, purchase: Purchase) -> int:
+        if purchase.position is None:
+            return 0
+        below = f"({purchase.position}"
+        with mapped_errors():
+            pipe = self.client.pipeline(transaction=False)
+            pipe.zcount(self._key("line", purchase.event_id), "-inf", below)
+            pipe.zcount(self._key("deadline", purchase.event_id), "-inf", below)
+            return sum(int(n) for n in pipe.execute())
+
+    def depth(self, event_id: str) -> int:
+        with mapped_errors():
+            pipe = self.client.pipeline(transaction=False)
+            pipe.zcard(self._key("line", event_id))
+            pipe.zcard(self._key("deadline", event_id))
+            return sum(int(n) for n in pipe.execute())
+
+    def _page(
+        self, key: str, limit: int, cursor: str | None, keep: Callable[[Purchase], bool]
+    ) -> tuple[list[Purchase], str | None]:
+        """Walk a zset scored by arrival after the cursor, keeping items `keep` accepts."""
+        after = _cursor(cursor)
+        chosen: list[tuple[Purchase, int]] = []
+        while len(chosen) <= limit:
+            with mapped_errors():
+                found = cast(
+                    list[tuple[str, float]],
+                    self.client.zrangebyscore(
+                        key, f"({after}", "+inf", start=0, num=limit + 1, withscores=True
+                    ),
+                )
+            if not found:
+                break
+            loaded = self._load([member for member, _ in found])
+            chosen += [(p, int(seq)) for p, (_, seq) in zip(loaded, found, strict=True) if keep(p)]
+            after = int(found[-1][1])
+        more = len(chosen) > limit
+        chosen = chosen[:limit]
+        return [p for p, _ in chosen], (str(chosen[-1][1]) if more else None)
+
+    def list_purchases(
+        self, event_id: str, status: PurchaseStatus | None, limit: int, cursor: str | None
+    ) -> Page[Purchase]:
+        items, next_cursor = self._page(
+            self._key("log", event_id),
+            limit,
+            cursor,
+            lambda p: status is None or p.status is status,
+        )
+        return Page(items, next_cursor)
+
+    def dead_letters(
+        self, event_id: str | None, limit: int, cursor: str | None
+    ) -> Page[DeadLetter]:
+        items, next_cursor = self._page(
+            self._key("dead"), limit, cursor, lambda p: event_id in (None, p.event_id)
+        )
+        letters = []
+        with mapped_errors():
+            pipe = self.client.pipeline(transaction=False)
+            for p in items:
+                pipe.hmget(self._key("p", p.id), "attempts", "last_error", "failed_at")
+            details = pipe.execute()
+        for p, (attempts, error, failed_at) in zip(items, details, strict=True):
+            letters.append(DeadLetter(p, int(attempts), error, datetime.fromisoformat(failed_at)))
+        return Page(letters, next_cursor)
+
+    def redrive(self, event_id: str | None, purchase_ids: Sequence[str] | None) -> int:
+        with mapped_errors():
+            count = self._redrive(
+                args=[self.prefix, event_id or "", json.dumps(list(purchase_ids or []))]
+            )
+        return int(count)
+
+    def ping(self) -> None:
+        with mapped_errors():
+            self.client.ping()
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def _purchase(purchase_id: str, row: dict[str, str]) -> Purchase:
+    return Purchase(
+        id=purchase_id,
+        event_id=row["event_id"],
+        request=PurchaseRequest(
+            buyer_id=row["buyer_id"],
+            section=row["section"],
+            quantity=int(row["quantity"]),
+            seats=tuple(json.loads(row["seats"])),
+            amount_cents=int(row["amount"]),
+        ),
+        status=PurchaseStatus(row["status"]),
+        position=int(row["position"]) if row["position"] else None,
+        reason=Reason(row["reason"]) if row["reason"] else None,
+        created_at=datetime.fromisoformat(row["created_at"]),
+        order_id=row["order_id"] or None,
+        idempotency_key=row["key"] or None,
+        request_hash=row["hash"] or None,
+    )
