@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import TracebackType
 
@@ -13,7 +14,7 @@ import httpx
 
 from eventpro.loadtest.process import free_port, served
 
-__all__ = ["ServerProcess", "free_port", "service_env", "wait_until"]
+__all__ = ["ServerProcess", "free_port", "service_env", "throwaway_redis", "wait_until"]
 
 
 def wait_until(condition: Callable[[], bool], timeout: float, interval: float = 0.05) -> None:
@@ -29,11 +30,17 @@ class ServerProcess:
     """`python -m eventpro serve` as a real process, with clients for buyers and admins."""
 
     def __init__(
-        self, env: dict[str, str], port: int, workers: int = 1, log: Path | None = None
+        self,
+        env: dict[str, str],
+        port: int,
+        workers: int = 1,
+        log: Path | None = None,
+        processes: int = 1,
     ) -> None:
         self.env = env
         self.base_url = f"http://127.0.0.1:{port}"
         self._args = ["eventpro", "serve", "--port", str(port), "--workers", str(workers)]
+        self._args += ["--processes", str(processes)]
         self._log = log
         self._stack = contextlib.ExitStack()
         token = env["EVENTPRO_ADMIN_TOKEN"]
@@ -57,6 +64,33 @@ class ServerProcess:
         self.client.close()
         self.admin.close()
         self._stack.close()
+
+
+@contextlib.contextmanager
+def throwaway_redis(folder: Path, appendonly: bool = True) -> Iterator[str]:
+    """A private redis-server on a free port, persisting to `folder`; yields its URL."""
+    port = free_port()
+    args = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", str(folder)]
+    args += ["--save", "", "--appendonly", "yes" if appendonly else "no"]
+    args += ["--appendfsync", "everysec"]
+    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"redis://127.0.0.1:{port}/0"
+    try:
+        wait_until(lambda: _answers(url), timeout=10)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def _answers(url: str) -> bool:
+    import redis
+
+    try:
+        with redis.Redis.from_url(url, socket_timeout=0.5) as client:
+            return bool(client.ping())
+    except redis.RedisError:
+        return False
 
 
 def service_env(**overrides: str) -> dict[str, str]:

@@ -22,6 +22,7 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
     workers: int = Field(1, ge=0, le=64, description="in-process worker loops of `serve`")
+    processes: int = Field(1, ge=1, le=64, description="API processes of `serve`")
     batch_size: int = Field(500, ge=1, le=10_000, description="requests a worker decides at once")
     visibility_timeout: float = Field(30.0, gt=0, description="seconds before a lease expires")
     max_attempts: int = Field(5, ge=1, le=100, description="deliveries before a dead letter")
@@ -35,6 +36,12 @@ class Settings(BaseSettings):
         if value is not None and "://" not in value:
             raise ValueError(f"not a URL: {value!r} (expected e.g. sqlite:///eventpro.db)")
         return value
+
+    def as_environment(self) -> dict[str, str]:
+        """These settings as `EVENTPRO_*` variables, for child processes to read back."""
+        values = self.model_dump(exclude_none=True)
+        values["admin_token"] = self.admin_token.get_secret_value()
+        return {f"EVENTPRO_{name.upper()}": str(value) for name, value in values.items()}
 
     @property
     def effective_queue_url(self) -> str:

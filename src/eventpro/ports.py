@@ -258,5 +258,9 @@ class PurchaseQueue(abc.ABC):
     def ping(self) -> None:
         """Raise `Unavailable` if the backend does not answer."""
 
+    def durability_warning(self) -> str | None:
+        """Why an admitted request could be lost in a crash of the backend, or None."""
+        return None
+
     def close(self) -> None:
         """Release connections."""

@@ -34,12 +34,20 @@ def serve(
     workers: Annotated[
         int, typer.Option(envvar="EVENTPRO_WORKERS", help="in-process worker loops (0: API only)")
     ] = 1,
+    processes: Annotated[
+        int, typer.Option(envvar="EVENTPRO_PROCESSES", help="API processes (stateless)")
+    ] = 1,
 ) -> None:
     """Run the HTTP API, with in-process workers deciding the line."""
     from eventpro.api.server import run_server
 
     settings = settings_from(
-        database_url=database_url, queue_url=queue_url, host=host, port=port, workers=workers
+        database_url=database_url,
+        queue_url=queue_url,
+        host=host,
+        port=port,
+        workers=workers,
+        processes=processes,
     )
     settings.require_admin_token()
     run_server(settings)
@@ -49,8 +57,15 @@ def worker(
     database_url: DatabaseUrl = None,
     queue_url: QueueUrl = None,
     batch_size: Annotated[int, typer.Option(envvar="EVENTPRO_BATCH_SIZE")] = 500,
+    concurrency: Annotated[
+        int, typer.Option(envvar="EVENTPRO_CONCURRENCY", min=1, max=64, help="worker loops")
+    ] = 1,
 ) -> None:
-    """Run a standalone worker: lease batches, decide them, until SIGTERM or SIGINT."""
+    """Run standalone worker loops: lease batches, decide them, until SIGTERM or SIGINT.
+
+    On SIGTERM each loop finishes the batch it holds; a batch cut short by SIGKILL is
+    delivered again once its lease expires.
+    """
     from eventpro.worker.loop import run_blocking
 
     settings = settings_from(database_url=database_url, queue_url=queue_url, batch_size=batch_size)
@@ -58,9 +73,16 @@ def worker(
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    typer.echo(f"worker: deciding batches of {settings.batch_size}; SIGTERM stops")
+    typer.echo(f"worker: {concurrency} loop(s) deciding batches of {settings.batch_size}")
+    args = (container.store, container.queue, container.clock, container.policy, stop)
+    loops = [threading.Thread(target=run_blocking, args=args) for _ in range(concurrency)]
     try:
-        run_blocking(container.store, container.queue, container.clock, container.policy, stop)
+        for loop in loops:
+            loop.start()
+        while any(loop.is_alive() for loop in loops):
+            stop.wait(0.5)
+        for loop in loops:
+            loop.join()
     finally:
         container.close()
 

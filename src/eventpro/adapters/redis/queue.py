@@ -260,6 +260,24 @@ class RedisQueue(PurchaseQueue):
         with mapped_errors():
             self.client.ping()
 
+    def durability_warning(self) -> str | None:
+        """A 202 promises survival of a crash: only an append-only file keeps that promise."""
+        try:
+            config = cast(dict[str, str], self.client.config_get("append*"))
+        except redis.ResponseError as exc:  # CONFIG renamed or forbidden
+            return f"cannot tell whether Redis persists its data ({exc})"
+        except redis.RedisError as exc:
+            return f"cannot reach Redis to check persistence ({exc})"
+        if config.get("appendonly") != "yes":
+            return (
+                "Redis keeps no append-only file (appendonly no): a Redis restart loses"
+                " admitted requests; set appendonly yes with appendfsync everysec (at most"
+                " a second lost) or always (nothing lost)"
+            )
+        if config.get("appendfsync") == "no":
+            return "appendfsync no: the OS decides when admitted requests reach the disk"
+        return None
+
     def close(self) -> None:
         self.client.close()
 

@@ -22,7 +22,11 @@ async def healthz() -> Response:
 
 @router.get("/readyz", responses=errors(503))
 async def readyz(container: ContainerDep) -> Response:
-    """Every backend answers: 200, else 503 naming the backend that does not."""
+    """Every backend answers: 200, else 503 naming the backend that does not.
+
+    `status` is `degraded` when the queue would lose admitted requests in a crash of its
+    server (Redis without an append-only file).
+    """
     states: dict[str, str] = {}
     for name, backend in (("database", container.store), ("queue", container.queue)):
         try:
@@ -42,7 +46,10 @@ async def readyz(container: ContainerDep) -> Response:
             503,
             {"Retry-After": retry},
         )
-    return json_response({"status": "ready", "backends": states})
+    warning = await run_in_threadpool(container.queue.durability_warning)
+    if warning:
+        return json_response({"status": "degraded", "backends": states, "durability": warning})
+    return json_response({"status": "ready", "backends": states, "durability": "ok"})
 
 
 @router.get("/metrics")
