@@ -67,23 +67,30 @@ class ServerProcess:
 
 
 @contextlib.contextmanager
-def throwaway_redis(folder: Path, appendonly: bool = True) -> Iterator[str]:
-    """A private redis-server on a free port, persisting to `folder`; yields its URL."""
-    port = free_port()
-    args = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", str(folder)]
-    args += ["--save", "", "--appendonly", "yes" if appendonly else "no"]
-    args += ["--appendfsync", "everysec"]
-    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def throwaway_redis(
+    folder: Path, appendfsync: str = "everysec", port: int | None = None
+) -> Iterator[str]:
+    """A private redis-server with an append-only file in `folder`; yields its URL."""
+    port = port or free_port()
+    process = start_redis(folder, port, appendfsync)
     url = f"redis://127.0.0.1:{port}/0"
     try:
-        wait_until(lambda: _answers(url), timeout=10)
+        wait_until(lambda: redis_answers(url), timeout=10)
         yield url
     finally:
-        process.terminate()
-        process.wait(10)
+        if process.poll() is None:
+            process.terminate()
+            process.wait(10)
 
 
-def _answers(url: str) -> bool:
+def start_redis(folder: Path, port: int, appendfsync: str = "everysec") -> subprocess.Popen[bytes]:
+    """Start redis-server with an append-only file in `folder` (restart: same folder and port)."""
+    args = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", str(folder)]
+    args += ["--save", "", "--appendonly", "yes", "--appendfsync", appendfsync]
+    return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def redis_answers(url: str) -> bool:
     import redis
 
     try:
