@@ -146,7 +146,12 @@ def _nothing_lost(sale: _Sale, expect_settled: bool) -> Check:
 
 
 def _first_come_first_served(sale: _Sale) -> Check:
-    """A request refused for want of stock while a later, no larger one got it is unfair."""
+    """Refused for want of stock while a later request for as many or more got tickets.
+
+    Nothing is ever released, so what remained when the later one was decided also
+    remained at the earlier one's turn: that is unfair. A later, *smaller* request may
+    fairly get the last tickets that a larger one could not use.
+    """
     violations = 0
     by_section: defaultdict[str, list[Purchase]] = defaultdict(list)
     for p in sale.purchases:
@@ -154,13 +159,12 @@ def _first_come_first_served(sale: _Sale) -> Check:
             by_section[p.request.section].append(p)
     for line in by_section.values():
         line.sort(key=lambda p: p.position or 0)
-        smallest_later_win: int | None = None
+        largest_later_win = 0
         for p in reversed(line):
             if p.status is PurchaseStatus.CONFIRMED:
-                q = p.request.quantity
-                smallest_later_win = q if smallest_later_win is None else min(q, smallest_later_win)
-            elif p.reason is Reason.SOLD_OUT and smallest_later_win is not None:
-                violations += smallest_later_win <= p.request.quantity
+                largest_later_win = max(largest_later_win, p.request.quantity)
+            elif p.reason is Reason.SOLD_OUT:
+                violations += largest_later_win >= p.request.quantity
     detail = f"{violations} requests refused while a later one got the tickets"
     return Check(4, "decided in position order (FCFS)", violations == 0, detail)
 
