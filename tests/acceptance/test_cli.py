@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import subprocess
 import sys
@@ -110,11 +111,25 @@ def test_unknown_backend_scheme_lists_the_valid_ones(database) -> None:
     assert "unknown database URL scheme 'oracle'" in failed.stderr and "sqlite://" in failed.stderr
 
 
-def test_bench_quick_writes_its_json(tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend", ["embedded", "cluster"])
+def test_bench_quick_writes_its_json(tmp_path: Path, backend: str) -> None:
+    if backend == "cluster" and not os.environ.get("EVENTPRO_TEST_POSTGRES_URL"):
+        pytest.skip("EVENTPRO_TEST_POSTGRES_URL is not set")
     out = tmp_path / "bench.json"
-    done = eventpro("bench", "--quick", "--out", str(out), timeout=180)
+    env = service_env(
+        EVENTPRO_BENCH_POSTGRES_URL=os.environ.get("EVENTPRO_TEST_POSTGRES_URL", ""),
+        EVENTPRO_BENCH_REDIS_URL=os.environ.get(
+            "EVENTPRO_TEST_REDIS_URL", "redis://127.0.0.1:6379/0"
+        ),
+    )
+    done = eventpro(
+        "bench", "--quick", "--backend", backend, "--out", str(out), env=env, timeout=180
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     results = json.loads(out.read_text())
     assert set(results) >= {"baseline", "admission", "decisions", "ratios", "targets", "pass"}
+    assert results["backend"] == backend
     assert results["baseline"]["rate"] > 0 and results["admission"]["max"]["rate"] > 0
     assert results["decisions"]["decided"] > 0
+    if backend == "cluster":
+        assert results["decisions_baseline"]["rate"] > 0

@@ -2,16 +2,29 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from eventpro.adapters.memory import MemoryInventoryStore, MemoryQueue, UnsafeMemoryInventoryStore
+from eventpro.domain.model import Decision, PurchaseStatus, Reason
 from eventpro.ports import InventoryStore
-from eventpro.services.audit import audit_event
+from eventpro.services.audit import AuditReport, audit_event
 from tests.contract.helpers import NOW, admission, drain, new_event
 
 
-def _broken(store: InventoryStore, queue: MemoryQueue, event_id: str) -> list[int]:
-    report = audit_event(store, queue, event_id)
+def _audit(
+    store: InventoryStore, queue: MemoryQueue, event_id: str, settled: bool = True
+) -> AuditReport:
+    report = audit_event(store, queue, event_id, settled)
     assert report is not None
-    return [c.number for c in report.checks if not c.ok]
+    return report
+
+
+def _broken(store: InventoryStore, queue: MemoryQueue, event_id: str) -> list[int]:
+    return [c.number for c in _audit(store, queue, event_id).checks if not c.ok]
+
+
+def _detail(report: AuditReport, number: int) -> str:
+    return next(c.detail for c in report.checks if c.number == number)
 
 
 def test_a_clean_sale_with_mixed_quantities_passes() -> None:
@@ -47,3 +60,98 @@ def test_an_oversold_section_and_undecided_requests_are_reported() -> None:
 
 def test_an_unknown_event_has_no_report() -> None:
     assert audit_event(MemoryInventoryStore(), MemoryQueue(), "evt_missing") is None
+
+
+def test_a_sold_out_sale_with_seats_and_a_dead_letter_passes() -> None:
+    store, queue = MemoryInventoryStore(), MemoryQueue()
+    event = new_event(store, capacity=2, seats=("A1", "A2"))
+    queue.admit(
+        [admission(event, f"b{i}") for i in range(4)]
+        + [admission(event, "s1", seats=["A1"]), admission(event, "s2", seats=["A1", "A2"])]
+    )
+    drain(store, queue)
+    (poison,) = (a.purchase for a in queue.admit([admission(event, "late", seats=["A2"])]))
+    (delivery,) = queue.lease(10, 30, NOW)
+    assert queue.fail(delivery, "boom", max_attempts=1, now=NOW)  # now a dead letter
+    report = _audit(store, queue, event.id)
+    assert report.ok, report.checks
+    assert report.counts["confirmed"] == 3 and report.counts["rejected_sold_out"] == 2
+    assert report.counts["rejected_seat_taken"] == 1 and report.counts["failed"] == 1
+    assert "1 in the dead-letter queue" in _detail(report, 3) and poison.position == 7
+
+
+def test_a_seat_in_two_orders_breaks_invariant_one() -> None:
+    # The unsafe store never looks at who holds a seat: both requests for A1 win it.
+    store, queue = UnsafeMemoryInventoryStore(), MemoryQueue()
+    store.pause_seconds = 0
+    event = new_event(store, capacity=1)
+    queue.admit([admission(event, "a", seats=["A1"]), admission(event, "b", seats=["A1"])])
+    drain(store, queue)
+    report = _audit(store, queue, event.id)
+    assert _broken(store, queue, event.id) == [1]
+    assert "seats in two orders: A1" in _detail(report, 1)
+
+
+def test_a_buyer_over_the_limit_breaks_invariant_two() -> None:
+    store, queue = MemoryInventoryStore(), MemoryQueue()
+    event = new_event(store, capacity=10, limit=4)
+    # An admission that forgot the event's limit lets one buyer take 3 + 3.
+    queue.admit([replace(admission(event, "greedy", 3), per_buyer_limit=100) for _ in range(2)])
+    drain(store, queue)
+    assert _broken(store, queue, event.id) == [2]
+    assert "1 buyers over 4" in _detail(_audit(store, queue, event.id), 2)
+
+
+def test_requests_left_in_line_break_invariant_three_only_when_settled_is_expected() -> None:
+    store, queue = MemoryInventoryStore(), MemoryQueue()
+    event = new_event(store, capacity=10)
+    queue.admit([admission(event, f"b{i}") for i in range(3)])
+    assert _broken(store, queue, event.id) == [3]
+    assert "3 still queued" in _detail(_audit(store, queue, event.id), 3)
+    lenient = _audit(store, queue, event.id, settled=False)
+    assert lenient.ok and "3 queued" in _detail(lenient, 3)
+
+
+def test_a_failed_request_outside_the_dead_letter_queue_is_lost() -> None:
+    store, queue = MemoryInventoryStore(), MemoryQueue()
+    event = new_event(store, capacity=10)
+    (purchase,) = (a.purchase for a in queue.admit([admission(event, "b")]))
+    queue._set_status(purchase.id, PurchaseStatus.FAILED)  # failed, never dead-lettered
+    assert _broken(store, queue, event.id) == [3]
+    assert "1 failed but not in the dead-letter queue" in _detail(_audit(store, queue, event.id), 3)
+
+
+def test_a_confirmed_request_without_its_order_breaks_invariant_three() -> None:
+    store, queue = MemoryInventoryStore(), MemoryQueue()
+    event = new_event(store, capacity=10)
+    queue.admit([admission(event, "b")])
+    # Confirmed in the line but never decided by the store: no order, no stock taken.
+    deliveries = queue.lease(10, 30, NOW)
+    confirmed = Decision(deliveries[0].purchase.id, PurchaseStatus.CONFIRMED)
+    queue.complete(deliveries, [confirmed])
+    assert _broken(store, queue, event.id) == [3]
+    detail = _detail(_audit(store, queue, event.id), 3)
+    assert "1 confirmed purchases without one order" in detail
+
+
+def test_refusing_while_tickets_remain_breaks_invariant_five() -> None:
+    store, queue = MemoryInventoryStore(), MemoryQueue()
+    event = new_event(store, capacity=3)
+    queue.admit([admission(event, "a"), admission(event, "b")])
+    first, second = queue.lease(10, 30, NOW)
+    decided = store.decide([first.purchase], NOW).decisions
+    refused = Decision(second.purchase.id, PurchaseStatus.REJECTED, Reason.SOLD_OUT)
+    queue.complete([first, second], [*decided, refused])  # "sold out" with 2 left
+    assert _broken(store, queue, event.id) == [5]
+    assert "Floor: 2 left, yet 1 refused" in _detail(_audit(store, queue, event.id), 5)
+
+
+def test_two_purchases_with_one_idempotency_key_break_invariant_six() -> None:
+    store, queue = MemoryInventoryStore(), MemoryQueue()
+    event = new_event(store, capacity=10)
+    queue.admit([admission(event, "b", key="k1", body="h")])
+    queue._keys.clear()  # the key index forgets: the retry becomes a second purchase
+    queue.admit([admission(event, "b", key="k1", body="h")])
+    drain(store, queue)
+    assert _broken(store, queue, event.id) == [6]
+    assert "1 keys with two purchases" in _detail(_audit(store, queue, event.id), 6)

@@ -46,8 +46,20 @@ def demo(
         int, typer.Option(envvar="EVENTPRO_DEMO_BUYERS", min=1, max=1_000_000)
     ] = 50_000,
     tickets: Annotated[int, typer.Option(envvar="EVENTPRO_DEMO_TICKETS", min=1)] = 10_000,
-    connections: Annotated[int, typer.Option(envvar="EVENTPRO_DEMO_CONNECTIONS", min=1)] = 256,
-    keep: Annotated[bool, typer.Option(help="keep the SQLite file and print its path")] = False,
+    connections: Annotated[
+        int,
+        typer.Option(
+            "--concurrency",
+            "--connections",
+            envvar=["EVENTPRO_DEMO_CONCURRENCY", "EVENTPRO_DEMO_CONNECTIONS"],
+            min=1,
+            max=2_000,
+            help="requests in flight (one keep-alive connection each)",
+        ),
+    ] = 256,
+    keep: Annotated[
+        bool, typer.Option(envvar="EVENTPRO_DEMO_KEEP", help="keep the SQLite file and server log")
+    ] = False,
     report: Annotated[
         Path | None, typer.Option(envvar="EVENTPRO_DEMO_REPORT", help="also write it as JSON")
     ] = None,

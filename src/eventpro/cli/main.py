@@ -12,7 +12,9 @@ from typing import Annotated
 
 import typer
 
-from eventpro.cli import admin as admin_commands
+from eventpro.cli import audit as audit_commands
+from eventpro.cli import dlq as dlq_commands
+from eventpro.cli import events as event_commands
 from eventpro.cli import serve as serve_commands
 from eventpro.cli.bench import bench
 from eventpro.cli.demo import demo
@@ -41,7 +43,9 @@ def _root(
 
 
 serve_commands.register(app)
-admin_commands.register(app)
+event_commands.register(app)
+dlq_commands.register(app)
+audit_commands.register(app)
 app.command()(demo)
 app.command()(bench)
 

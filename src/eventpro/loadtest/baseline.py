@@ -1,26 +1,57 @@
-"""The bare Starlette hello-world that benchmarks compare against: a POST that reads the body.
+"""The bare Starlette apps that benchmarks compare against, served as `eventpro serve` is
+(uvicorn, uvloop, httptools, no access log):
 
-Served exactly as `eventpro serve` is (uvicorn, uvloop, httptools, no access log), it is
-the ceiling of this machine for an ASGI endpoint.
+- `POST /hello` reads the body and answers: the ceiling of this machine for an endpoint;
+- `POST /hello-redis` also makes one Redis round trip (`INCR`), the floor of any admission
+  that keeps its line in Redis (`EVENTPRO_BASELINE_REDIS_URL`).
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import redis.asyncio as aioredis
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+HELLO = b'{"hello":"world"}'
+
 
 async def hello(request: Request) -> Response:
     await request.body()
-    return Response(b'{"hello":"world"}', status_code=202, media_type="application/json")
+    return Response(HELLO, status_code=202, media_type="application/json")
+
+
+async def hello_redis(request: Request) -> Response:
+    await request.body()
+    await request.app.state.redis.incr("eventpro_baseline:hits")
+    return Response(HELLO, status_code=202, media_type="application/json")
 
 
 async def healthz(_: Request) -> Response:
     return Response(b'{"status":"ok"}', media_type="application/json")
 
 
+@asynccontextmanager
+async def lifespan(app: Starlette) -> AsyncIterator[None]:
+    url = os.environ.get("EVENTPRO_BASELINE_REDIS_URL", "redis://127.0.0.1:6379/0")
+    app.state.redis = aioredis.Redis.from_url(url)
+    try:
+        yield
+    finally:
+        await app.state.redis.delete("eventpro_baseline:hits")
+        await app.state.redis.aclose()
+
+
 app = Starlette(
-    routes=[Route("/hello", hello, methods=["POST"]), Route("/healthz", healthz, methods=["GET"])]
+    routes=[
+        Route("/hello", hello, methods=["POST"]),
+        Route("/hello-redis", hello_redis, methods=["POST"]),
+        Route("/healthz", healthz, methods=["GET"]),
+    ],
+    lifespan=lifespan,
 )

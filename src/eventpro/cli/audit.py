@@ -1,0 +1,46 @@
+"""`eventpro audit EVENT_ID`: the six invariants, checked from the stored data; exit 1 if broken."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from eventpro.cli.events import open_container
+from eventpro.cli.report import print_audit
+from eventpro.cli.serve import DatabaseUrl, QueueUrl
+from eventpro.services.audit import audit_event
+
+console = Console()
+
+
+def audit(
+    event_id: Annotated[str, typer.Argument(envvar="EVENTPRO_AUDIT_EVENT_ID")],
+    expect_settled: Annotated[
+        bool,
+        typer.Option(
+            "--expect-settled/--no-expect-settled",
+            "--settled/--no-settled",
+            envvar="EVENTPRO_AUDIT_EXPECT_SETTLED",
+            help="a request still queued breaks invariant 3 (off: only count them)",
+        ),
+    ] = True,
+    database_url: DatabaseUrl = None,
+    queue_url: QueueUrl = None,
+) -> None:
+    """Check the six invariants of EVENT_ID from the stored data; exit 1 if any is broken."""
+    container = open_container(database_url, queue_url)
+    try:
+        report = audit_event(container.store, container.queue, event_id, expect_settled)
+    finally:
+        container.close()
+    if report is None:
+        raise typer.BadParameter(f"no event {event_id!r}", param_hint="EVENT_ID")
+    print_audit(console, report)
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(audit)
