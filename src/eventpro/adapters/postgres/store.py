@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+import orjson
 from psycopg.types.json import Jsonb
 
 from eventpro.adapters.postgres.database import PostgresDatabase
@@ -134,15 +135,16 @@ class PostgresInventoryStore(InventoryStore):
             return DecidedBatch([])
         batch = [self._as_json(p) for p in purchases]
         touched = sorted({(p.event_id, p.request.section) for p in purchases})
-        with self.db.transaction() as conn:
-            rows = conn.execute(
-                "SELECT * FROM eventpro_decide(%s, %s)", (Jsonb(batch), now)
-            ).fetchall()
-            emptied = conn.execute(
+        with self.db.transaction() as conn, conn.pipeline():  # both in one round trip
+            decided = conn.execute(
+                "SELECT * FROM eventpro_decide(%s, %s)", (Jsonb(batch, orjson.dumps), now)
+            )
+            emptied_now = conn.execute(
                 "SELECT name FROM sections WHERE remaining = 0"
                 " AND (event_id, name) IN (SELECT * FROM unnest(%s::text[], %s::text[]))",
                 ([e for e, _ in touched], [s for _, s in touched]),
-            ).fetchall()
+            )
+            rows, emptied = decided.fetchall(), emptied_now.fetchall()
         by_id = {p.id: p for p in purchases}
         decisions = [self._decision(by_id[row[0]], row) for row in rows]
         return DecidedBatch(decisions, {row[0] for row in emptied})
