@@ -12,8 +12,6 @@ import asyncio
 import os
 import secrets
 import signal
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 
@@ -22,6 +20,9 @@ import pytest
 
 from tests.support import (
     ServerProcess,
+    audit,
+    create_event,
+    floor,
     free_port,
     redis_answers,
     service_env,
@@ -90,7 +91,7 @@ def _run_sale_through_a_crash(env: dict[str, str], redis_dir: Path, port: int) -
     wait_until(lambda: redis_answers(url), timeout=10)
     try:
         with ServerProcess(env, free_port()) as server:
-            event_id = _new_event(server)
+            event_id = create_event(server, "Restart night", floor(TICKETS))
 
             async def sale() -> list[str]:
                 nonlocal redis
@@ -114,31 +115,11 @@ def _run_sale_through_a_crash(env: dict[str, str], redis_dir: Path, port: int) -
                 assert found.status_code == 200, f"{purchase_id} was lost"
                 assert found.json()["status"] in ("confirmed", "rejected")
         assert 503 in statuses, "the crash happened while no buyer was asking"
-        audit = subprocess.run(
-            [sys.executable, "-m", "eventpro", "audit", event_id],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        assert audit.returncode == 0, audit.stdout + audit.stderr
+        checked = audit(event_id, env)
+        assert checked.returncode == 0, checked.stdout + checked.stderr
     finally:
         redis.terminate()
         redis.wait(10)
-
-
-def _new_event(server: ServerProcess) -> str:
-    created = server.admin.post(
-        "/v1/events",
-        json={
-            "name": "Restart night",
-            "venue": "Ops",
-            "starts_at": "2030-01-01T20:00:00Z",
-            "sections": [{"name": "Floor", "capacity": TICKETS, "price_cents": 100}],
-        },
-    )
-    assert created.status_code == 201, created.text
-    return str(created.json()["id"])
 
 
 def _depth(server: ServerProcess, event_id: str) -> int:

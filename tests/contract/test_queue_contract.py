@@ -167,3 +167,37 @@ def _all(queue: PurchaseQueue, event_id: str, status: PurchaseStatus | None) -> 
         if page.next_cursor is None:
             return items
         cursor = page.next_cursor
+
+
+def test_retried_and_redriven_requests_are_leased_before_later_ones(backend) -> None:
+    store, queue = backend
+    event = new_event(store)
+    queue.admit([admission(event, f"b{i}") for i in range(3)])
+    poisoned = queue.lease(1, 30, NOW)[0]  # position 1: dead at its first failure
+    assert queue.fail(poisoned, "boom", 1, NOW)
+    flaky = queue.lease(1, 30, NOW)[0]  # position 2: may be tried again
+    assert not queue.fail(flaky, "flaky", 5, NOW)
+    queue.admit([admission(event, "b3")])
+    assert queue.redrive(event.id, None) == 1
+    batch = queue.lease(10, 30, NOW)
+    assert [(d.purchase.position, d.attempt) for d in batch] == [(1, 1), (2, 2), (3, 1), (4, 1)]
+
+
+def test_dead_letters_page_by_cursor_and_filter_by_event(backend) -> None:
+    store, queue = backend
+    events = [new_event(store), new_event(store)]
+    for event in events:
+        queue.admit([admission(event, f"b{i}") for i in range(3)])
+    for _ in range(6):
+        (delivery,) = queue.lease(1, 30, NOW)
+        assert queue.fail(delivery, "poison", 1, NOW)
+    pages, cursor = [], None
+    while True:
+        page = queue.dead_letters(None, 4, cursor)
+        pages.append([letter.purchase.id for letter in page.items])
+        if (cursor := page.next_cursor) is None:
+            break
+    assert [len(ids) for ids in pages] == [4, 2] and len({*pages[0], *pages[1]}) == 6
+    second = queue.dead_letters(events[1].id, 10, None).items
+    assert len(second) == 3 and {d.purchase.event_id for d in second} == {events[1].id}
+    assert queue.depth(events[0].id) == 3

@@ -1,5 +1,9 @@
 -- Admit a group of requests in order, atomically (one script = one step of the server).
 -- ARGV[1]: key prefix; ARGV[2]: JSON list of admissions. Empty strings mean "none".
+-- A request that enters the line gets the next position of its event and is appended to
+-- the event's stream, which the workers' consumer group `workers` reads.
+-- Returns, per admission: {id, "new", position, status, reason} or, for an
+-- Idempotency-Key seen before, {first id, "replayed" | "mismatch"}.
 local P = ARGV[1]
 local out = {}
 for i, a in ipairs(cjson.decode(ARGV[2])) do
@@ -24,10 +28,16 @@ for i, a in ipairs(cjson.decode(ARGV[2])) do
       end
     end
     local seq = redis.call('INCR', P .. ':seq')
-    local position, status = '', 'rejected'
+    local position, status, entry = '', 'rejected', ''
     if reason == '' then
       position = redis.call('INCR', P .. ':next:' .. E)
       status = 'queued'
+      local stream = P .. ':stream:' .. E
+      if redis.call('EXISTS', stream) == 0 then
+        redis.call('XGROUP', 'CREATE', stream, 'workers', '0', 'MKSTREAM')
+      end
+      entry = redis.call('XADD', stream, '*', 'id', a.id, 'position', position, 'packed',
+        a.packed)
       redis.call('ZADD', P .. ':line:' .. E, position, a.id)
       redis.call('SADD', P .. ':active', E)
     end
@@ -35,11 +45,11 @@ for i, a in ipairs(cjson.decode(ARGV[2])) do
       'event_id', E, 'buyer_id', a.buyer_id, 'section', a.section, 'seats', a.seats,
       'quantity', a.quantity, 'amount', a.amount, 'position', position, 'status', status,
       'reason', reason, 'order_id', '', 'key', a.key, 'hash', a.hash,
-      'created_at', a.created_at, 'seq', seq, 'attempts', 0, 'lease', '',
-      'last_error', '', 'failed_at', '')
+      'created_at', a.created_at, 'seq', seq, 'attempts', 0, 'lease', '', 'entry', entry,
+      'last_error', '', 'failed_at', '', 'dlq_entry', '')
     redis.call('ZADD', P .. ':log:' .. E, seq, a.id)
     if a.key ~= '' then redis.call('HSET', P .. ':key:' .. E, a.key, a.id) end
-    out[i] = {a.id, 'new'}
+    out[i] = {a.id, 'new', tostring(position), status, reason}
   end
 end
-return cjson.encode(out)
+return out

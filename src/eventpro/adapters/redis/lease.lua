@@ -1,7 +1,14 @@
 -- Lease up to ARGV[4] requests of one event with no batch in flight, lowest positions first.
--- ARGV: prefix, now (s), visibility timeout (s), max items, lease id.
+-- ARGV: prefix, now (s), visibility timeout (s), max items, lease id, consumer name.
+-- The batch is, in this order of preference: redriven dead letters; entries of the event's
+-- stream still pending in the consumer group (delivered to a lease that expired or failed,
+-- reclaimed with XAUTOCLAIM: one batch per event is in flight, so any pending entry is
+-- stale); then new entries (XREADGROUP). Returned sorted by position, each with the fields
+-- its stream entry carries: {event, {{id, attempts, position, packed}, ...}}.
 local P, now, vt = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
-local max, lease = tonumber(ARGV[4]), ARGV[5]
+local max, lease, consumer = tonumber(ARGV[4]), ARGV[5], ARGV[6]
+local PACKED = {'event_id', 'buyer_id', 'section', 'seats', 'quantity', 'amount', 'key', 'hash',
+  'created_at'}
 local best, best_last = false, 0
 for _, E in ipairs(redis.call('SMEMBERS', P .. ':active')) do
   if redis.call('ZCARD', P .. ':line:' .. E) == 0 then
@@ -15,12 +22,47 @@ for _, E in ipairs(redis.call('SMEMBERS', P .. ':active')) do
   end
 end
 if not best then return {} end
-local ids = redis.call('ZRANGE', P .. ':line:' .. best, 0, max - 1)
-redis.call('HSET', P .. ':lease:' .. best, 'id', lease, 'until', now + vt,
-  'last', redis.call('INCR', P .. ':leases'), 'left', #ids)
-local attempts = {}
-for i, id in ipairs(ids) do
-  attempts[i] = redis.call('HINCRBY', P .. ':p:' .. id, 'attempts', 1)
-  redis.call('HSET', P .. ':p:' .. id, 'lease', lease)
+local stream = P .. ':stream:' .. best
+local rows = {}  -- {id, position, packed}
+for _, id in ipairs(redis.call('ZRANGE', P .. ':redriven:' .. best, 0, max - 1)) do
+  local h = redis.call('HMGET', P .. ':p:' .. id, 'position', unpack(PACKED))
+  local position = table.remove(h, 1)
+  h[5], h[6] = tonumber(h[5]), tonumber(h[6])
+  table.insert(rows, {id, position, cjson.encode(h)})
 end
-return {best, ids, attempts}
+local in_order = #rows == 0  -- stream entries alone come in position order already
+local function take(entries)
+  for _, entry in ipairs(entries) do
+    local f = entry[2]  -- {'id', id, 'position', position, 'packed', packed}
+    if #rows < max and f then table.insert(rows, {f[2], f[4], f[6]}) end
+  end
+end
+if #rows < max and redis.call('EXISTS', stream) == 1 then
+  local before = #rows
+  take(redis.call('XAUTOCLAIM', stream, 'workers', consumer, 0, '0-0', 'COUNT', max - #rows)[2])
+  in_order = in_order and #rows == before
+  -- consumers of earlier leases that hold nothing are forgotten, so the group stays small
+  for _, c in ipairs(redis.call('XINFO', 'CONSUMERS', stream, 'workers')) do
+    if c[2] ~= consumer and c[4] == 0 then
+      redis.call('XGROUP', 'DELCONSUMER', stream, 'workers', c[2])
+    end
+  end
+  if #rows < max then
+    local read = redis.call('XREADGROUP', 'GROUP', 'workers', consumer, 'COUNT', max - #rows,
+      'STREAMS', stream, '>')
+    if read then take(read[1][2]) end
+  end
+end
+if #rows == 0 then return {} end
+redis.call('HSET', P .. ':lease:' .. best, 'id', lease, 'until', now + vt,
+  'last', redis.call('INCR', P .. ':leases'), 'left', #rows)
+local batch = {}
+for i, row in ipairs(rows) do
+  local key = P .. ':p:' .. row[1]
+  batch[i] = {row[1], redis.call('HINCRBY', key, 'attempts', 1), row[2], row[3]}
+  redis.call('HSET', key, 'lease', lease)
+end
+if not in_order then
+  table.sort(batch, function(x, y) return tonumber(x[3]) < tonumber(y[3]) end)
+end
+return {best, batch}

@@ -1,12 +1,16 @@
 """`RedisQueue`: admission, the line and the admission log in Redis, one Lua step each.
 
 Every change is one server-side script (`*.lua` beside this file), so it is atomic:
-admission (idempotency key, per-buyer count, sold-out flag, position, append), leasing
-one batch of one event, completing or failing deliveries, redrive. Times come from the
-caller's clock, so leases expire by the same clock as on every other backend.
+admission (idempotency key, per-buyer count, sold-out flag, position, append to the
+event's stream), leasing one batch of one event (consumer group `workers`, stale entries
+reclaimed with XAUTOCLAIM), completing or failing deliveries (poison requests move to the
+dead-letter stream), redrive. Times come from the caller's clock, so leases expire by the
+same clock as on every other backend.
 
-Keys (prefix `P`, event `E`): `P:p:<purchase>` hash; `P:log:E` zset by arrival; `P:line:E`
-zset of undecided requests by position; `P:deadline:E` and `P:dead` the dead letters;
+Keys (prefix `P`, event `E`): `P:p:<purchase>` hash; `P:stream:E` the event's stream of
+admitted requests; `P:line:E` zset of undecided requests by position (for `ahead` and
+`depth`); `P:redriven:E` redriven dead letters waiting for a lease; `P:deadline:E` dead
+letters by position and `P:dlq` the dead-letter stream; `P:log:E` zset by arrival;
 `P:next:E` positions; `P:held:E` per-buyer counts; `P:key:E` idempotency keys;
 `P:soldout:E` sold-out sections; `P:lease:E` the event lease; `P:active` events in line.
 Keys are built inside the scripts, so this targets one Redis server, not a Cluster.
@@ -14,7 +18,7 @@ Keys are built inside the scripts, so this targets one Redis server, not a Clust
 
 from __future__ import annotations
 
-import json
+import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -22,6 +26,7 @@ from importlib import resources
 from typing import cast
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
+import orjson
 import redis
 
 from eventpro.domain.model import (
@@ -44,6 +49,12 @@ from eventpro.ports import (
 )
 
 SOCKET_TIMEOUT = 5.0  # seconds
+# The purchase fields a stream entry carries (and lease.lua packs for redriven ones).
+PACKED = (
+    "event_id", "buyer_id", "section", "seats", "quantity", "amount", "key", "hash",
+    "created_at",
+)  # fmt: skip
+STREAM_ID = re.compile(r"\d{1,20}-\d{1,20}")
 
 
 @contextmanager
@@ -82,6 +93,7 @@ class RedisQueue(PurchaseQueue):
             decode_responses=True,
         )
         self._ids = ids or IdSource()
+        self._consumer = self._ids.new("consumer")  # this process's name in consumer groups
         self._admit = self.client.register_script(_script("admit.lua"))
         self._lease = self.client.register_script(_script("lease.lua"))
         self._finish = self.client.register_script(_script("finish.lua"))
@@ -92,30 +104,39 @@ class RedisQueue(PurchaseQueue):
         return ":".join((self.prefix, *parts))
 
     def admit(self, admissions: Sequence[Admission]) -> list[Admitted]:
-        payload = [
-            {
+        payload = []
+        for a in admissions:
+            r = a.request
+            item = {
                 "id": a.purchase_id,
                 "event_id": a.event_id,
-                "buyer_id": a.request.buyer_id,
-                "section": a.request.section,
-                "seats": json.dumps(list(a.request.seats)),
-                "quantity": a.request.quantity,
-                "amount": a.request.amount_cents,
+                "buyer_id": r.buyer_id,
+                "section": r.section,
+                "seats": orjson.dumps(r.seats).decode(),
+                "quantity": r.quantity,
+                "amount": r.amount_cents,
                 "limit": a.per_buyer_limit,
                 "key": a.idempotency_key or "",
                 "hash": a.request_hash or "",
                 "rejected_for": a.rejected_for.value if a.rejected_for else "",
                 "created_at": a.received_at.isoformat(),
             }
-            for a in admissions
-        ]
+            # what a worker needs, carried in the stream entry: leases read no hashes
+            item["packed"] = orjson.dumps([item[f] for f in PACKED]).decode()
+            payload.append(item)
         with mapped_errors():
-            results = json.loads(self._admit(args=[self.prefix, json.dumps(payload)]))
-        purchases = self._load([purchase_id for purchase_id, _ in results])
-        return [
-            Admitted(p, replayed=outcome == "replayed", key_mismatch=outcome == "mismatch")
-            for p, (_, outcome) in zip(purchases, results, strict=True)
-        ]
+            results = self._admit(args=[self.prefix, orjson.dumps(payload)])
+        earlier = self._load([r[0] for r in results if r[1] != "new"])
+        admitted = []
+        for admission, (_, outcome, *fields) in zip(admissions, results, strict=True):
+            if outcome == "new":
+                admitted.append(Admitted(_admitted(admission, *fields)))
+            else:
+                first = earlier.pop(0)
+                admitted.append(
+                    Admitted(first, outcome == "replayed", key_mismatch=outcome == "mismatch")
+                )
+        return admitted
 
     def _load(self, ids: Sequence[str]) -> list[Purchase]:
         with mapped_errors():
@@ -127,24 +148,19 @@ class RedisQueue(PurchaseQueue):
 
     def lease(self, max_items: int, visibility_timeout: float, now: datetime) -> list[Delivery]:
         lease_id = self._ids.new("lease")
-        args: list[str | float] = [
-            self.prefix,
-            now.timestamp(),
-            visibility_timeout,
-            max_items,
-            lease_id,
-        ]
+        args: list[str | float] = [self.prefix, now.timestamp(), visibility_timeout]
         with mapped_errors():
-            found = self._lease(args=args)
+            found = self._lease(args=[*args, max_items, lease_id, self._consumer])
         if not found:
             return []
-        _, ids, attempts = found
-        purchases = self._load(ids)
-        return [Delivery(p, int(n), lease_id) for p, n in zip(purchases, attempts, strict=True)]
+        return [
+            Delivery(_unpacked(purchase_id, int(position), packed), int(n), lease_id)
+            for purchase_id, n, position, packed in found[1]
+        ]
 
     def _run_finish(self, event_id: str, items: list[dict[str, str]]) -> list[int]:
         with mapped_errors():
-            return [int(x) for x in self._finish(args=[self.prefix, event_id, json.dumps(items)])]
+            return [int(x) for x in self._finish(args=[self.prefix, event_id, orjson.dumps(items)])]
 
     def complete(self, deliveries: Sequence[Delivery], decisions: Sequence[Decision]) -> None:
         if not deliveries:
@@ -236,23 +252,43 @@ class RedisQueue(PurchaseQueue):
     def dead_letters(
         self, event_id: str | None, limit: int, cursor: str | None
     ) -> Page[DeadLetter]:
-        items, next_cursor = self._page(
-            self._key("dead"), limit, cursor, lambda p: event_id in (None, p.event_id)
-        )
-        letters = []
+        """Walk the dead-letter stream after the cursor (a stream entry id)."""
+        if cursor is not None and not STREAM_ID.fullmatch(cursor):
+            raise ValueError(f"invalid cursor {cursor!r}")
+        after = f"({cursor}" if cursor else "-"
+        chosen: list[tuple[str, str]] = []  # (entry id, purchase id)
+        while len(chosen) <= limit:
+            with mapped_errors():
+                found = cast(
+                    list[tuple[str, dict[str, str]]],
+                    self.client.xrange(self._key("dlq"), after, "+", count=limit + 1),
+                )
+            if not found:
+                break
+            chosen += [
+                (entry, fields["id"])
+                for entry, fields in found
+                if event_id in (None, fields["event_id"])
+            ]
+            after = f"({found[-1][0]}"
+        more = len(chosen) > limit
+        chosen = chosen[:limit]
+        purchases = self._load([purchase_id for _, purchase_id in chosen])
         with mapped_errors():
             pipe = self.client.pipeline(transaction=False)
-            for p in items:
+            for p in purchases:
                 pipe.hmget(self._key("p", p.id), "attempts", "last_error", "failed_at")
             details = pipe.execute()
-        for p, (attempts, error, failed_at) in zip(items, details, strict=True):
-            letters.append(DeadLetter(p, int(attempts), error, datetime.fromisoformat(failed_at)))
-        return Page(letters, next_cursor)
+        letters = [
+            DeadLetter(p, int(attempts), error, datetime.fromisoformat(failed_at))
+            for p, (attempts, error, failed_at) in zip(purchases, details, strict=True)
+        ]
+        return Page(letters, chosen[-1][0] if more else None)
 
     def redrive(self, event_id: str | None, purchase_ids: Sequence[str] | None) -> int:
         with mapped_errors():
             count = self._redrive(
-                args=[self.prefix, event_id or "", json.dumps(list(purchase_ids or []))]
+                args=[self.prefix, event_id or "", orjson.dumps(list(purchase_ids or []))]
             )
         return int(count)
 
@@ -282,7 +318,51 @@ class RedisQueue(PurchaseQueue):
         self.client.close()
 
 
+def _admitted(admission: Admission, position: str, status: str, reason: str) -> Purchase:
+    """The purchase admit.lua just stored, built from what was sent and what it decided."""
+    return Purchase(
+        id=admission.purchase_id,
+        event_id=admission.event_id,
+        request=admission.request,
+        status=PurchaseStatus(status),
+        position=int(position) if position else None,
+        reason=Reason(reason) if reason else None,
+        created_at=admission.received_at,
+        idempotency_key=admission.idempotency_key,
+        request_hash=admission.request_hash,
+    )
+
+
+STATUSES = {s.value: s for s in PurchaseStatus}
+REASONS = {r.value: r for r in Reason}  # dict lookups: workers decode thousands a second
+
+
+def _unpacked(purchase_id: str, position: int, packed: str) -> Purchase:
+    """A leased purchase (still queued) from its stream entry's packed fields."""
+    event_id, buyer_id, section, seats, quantity, amount, key, digest, created_at = orjson.loads(
+        packed
+    )
+    return Purchase(
+        id=purchase_id,
+        event_id=event_id,
+        request=PurchaseRequest(
+            buyer_id=buyer_id,
+            section=section,
+            quantity=int(quantity),
+            seats=() if seats == "[]" else tuple(orjson.loads(seats)),
+            amount_cents=int(amount),
+        ),
+        status=PurchaseStatus.QUEUED,
+        position=position,
+        reason=None,
+        created_at=datetime.fromisoformat(created_at),
+        idempotency_key=key or None,
+        request_hash=digest or None,
+    )
+
+
 def _purchase(purchase_id: str, row: dict[str, str]) -> Purchase:
+    seats = row["seats"]
     return Purchase(
         id=purchase_id,
         event_id=row["event_id"],
@@ -290,12 +370,12 @@ def _purchase(purchase_id: str, row: dict[str, str]) -> Purchase:
             buyer_id=row["buyer_id"],
             section=row["section"],
             quantity=int(row["quantity"]),
-            seats=tuple(json.loads(row["seats"])),
+            seats=() if seats == "[]" else tuple(orjson.loads(seats)),
             amount_cents=int(row["amount"]),
         ),
-        status=PurchaseStatus(row["status"]),
+        status=STATUSES[row["status"]],
         position=int(row["position"]) if row["position"] else None,
-        reason=Reason(row["reason"]) if row["reason"] else None,
+        reason=REASONS[row["reason"]] if row["reason"] else None,
         created_at=datetime.fromisoformat(row["created_at"]),
         order_id=row["order_id"] or None,
         idempotency_key=row["key"] or None,
