@@ -10,7 +10,7 @@ export EVENTPRO_TEST_POSTGRES_URL ?= postgresql://postgres@127.0.0.1:5432/test
 export EVENTPRO_TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
 
 .DEFAULT_GOAL := help
-.PHONY: help install fmt lint typecheck test test-contract test-all cov serve worker demo bench loadtest check clean
+.PHONY: help install browser fmt lint typecheck test test-contract test-all cov serve worker demo bench loadtest check clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -20,10 +20,15 @@ $(STAMP): requirements.lock pyproject.toml
 	rm -rf $(VENV)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check --require-hashes -r requirements.lock
-	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e ".[postgres,redis]"
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e ".[postgres,redis,replay]"
 	touch $(STAMP)
 
 install: $(STAMP) ## create .venv from the lockfile (when missing or stale)
+
+# Page tests drive Debian's Chromium through Playwright (browser downloads are not used).
+browser: ## install Debian's chromium when it is missing (needs root and apt)
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+		&& apt-get install -y -qq chromium >/dev/null; } || echo "chromium missing: apt install chromium" >&2
 
 fmt: install ## format the code
 	$(BIN)/ruff format src tests
@@ -37,7 +42,7 @@ typecheck: install ## mypy --strict over src
 	$(BIN)/mypy
 
 # pytest exits 5 when it collected no test: that is a failure, never a pass.
-test: install ## the test suite (memory + sqlite, real server processes)
+test: install browser ## the test suite (memory + sqlite, real server processes)
 	$(BIN)/pytest $(PYTEST_ARGS); status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$status
 
