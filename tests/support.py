@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -14,7 +17,17 @@ import httpx
 
 from eventpro.loadtest.process import free_port, served
 
-__all__ = ["ServerProcess", "free_port", "service_env", "throwaway_redis", "wait_until"]
+__all__ = [
+    "ServerProcess",
+    "ThrowawayPostgres",
+    "audit",
+    "create_event",
+    "floor",
+    "free_port",
+    "service_env",
+    "throwaway_redis",
+    "wait_until",
+]
 
 
 def wait_until(condition: Callable[[], bool], timeout: float, interval: float = 0.05) -> None:
@@ -105,3 +118,72 @@ def service_env(**overrides: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("EVENTPRO_")}
     env.update(overrides)
     return env
+
+
+class ThrowawayPostgres:
+    """A private PostgreSQL cluster in a temporary folder, which a test may stop and start.
+
+    Made with the server's own `initdb` and `pg_ctl`; as root they run as the `postgres`
+    user, since PostgreSQL refuses to run as root.
+    """
+
+    def __init__(self) -> None:
+        found = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"))
+        if not found:
+            raise FileNotFoundError("no pg_ctl under /usr/lib/postgresql/*/bin")
+        self._bin = found[-1].parent
+        self.folder = Path(tempfile.mkdtemp(prefix="eventpro-pg-"))
+        self.port = free_port()
+        self.url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+        if os.geteuid() == 0:
+            shutil.chown(self.folder, "postgres")
+        self._run("initdb", "-D", str(self.folder / "data"), "-A", "trust", "-U", "postgres")
+
+    def _run(self, tool: str, *args: str) -> None:
+        command = [str(self._bin / tool), *args]
+        if os.geteuid() == 0:
+            command = ["runuser", "-u", "postgres", "--", *command]
+        subprocess.run(command, check=True, capture_output=True, timeout=60)
+
+    def start(self) -> None:
+        options = f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1"
+        data, log = str(self.folder / "data"), str(self.folder / "log")
+        self._run("pg_ctl", "-D", data, "-o", options, "-l", log, "-w", "start")
+
+    def stop(self) -> None:
+        self._run("pg_ctl", "-D", str(self.folder / "data"), "-m", "fast", "-w", "stop")
+
+    def __enter__(self) -> ThrowawayPostgres:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        with contextlib.suppress(subprocess.CalledProcessError):
+            self.stop()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def create_event(
+    server: ServerProcess, name: str, sections: list[dict[str, object]], **extra: object
+) -> str:
+    """Create an event through the admin API (it must answer 201); return its id."""
+    body = {"name": name, "venue": "Test hall", "starts_at": "2030-01-01T20:00:00Z"}
+    created = server.admin.post("/v1/events", json={**body, **extra, "sections": sections})
+    assert created.status_code == 201, created.text
+    return str(created.json()["id"])
+
+
+def floor(tickets: int, price_cents: int = 100) -> list[dict[str, object]]:
+    """One general-admission section called Floor."""
+    return [{"name": "Floor", "capacity": tickets, "price_cents": price_cents}]
+
+
+def audit(event_id: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """`eventpro audit EVENT_ID` in a process of its own, on the backends of `env`."""
+    return subprocess.run(
+        [sys.executable, "-m", "eventpro", "audit", event_id],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )

@@ -18,7 +18,14 @@ from pathlib import Path
 import pytest
 
 from eventpro.loadtest.client import Shot, closed_loop
-from tests.support import ServerProcess, free_port, service_env, throwaway_redis, wait_until
+from tests.support import (
+    ServerProcess,
+    audit,
+    free_port,
+    service_env,
+    throwaway_redis,
+    wait_until,
+)
 
 POSTGRES_URL = os.environ.get("EVENTPRO_TEST_POSTGRES_URL")
 BUYERS = 3000
@@ -104,15 +111,9 @@ def _sell_and_audit(env: dict[str, str]) -> None:
         purchases = _all_purchases(server, event["id"])
     positions = sorted(p["position"] for p in purchases if p["position"] is not None)
     assert positions == list(range(1, len(positions) + 1)), "positions repeat or skip"
-    audit = subprocess.run(
-        [sys.executable, "-m", "eventpro", "audit", event["id"]],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert audit.returncode == 0, audit.stdout + audit.stderr
-    assert "BROKEN" not in audit.stdout
+    checked = audit(event["id"], env)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "BROKEN" not in checked.stdout
 
 
 def _kill_after(process: subprocess.Popen[bytes], answers: int):

@@ -1,40 +1,83 @@
 """Fixtures of the conformance suite: every adapter pair, built by URL, on a fresh store.
 
-Backends: `memory` (the reference model), `sqlite` (a fresh file per test) and, when
-`EVENTPRO_TEST_POSTGRES_URL` and `EVENTPRO_TEST_REDIS_URL` are set, `cluster`: the
-PostgreSQL store (a fresh schema per test) with the Redis queue (a fresh key prefix per
-test). A server that does not answer skips the backend locally and fails the run under
-`CI=true`. Each test names a contract of the
-ports; every adapter must pass all of them unchanged.
+Backends: `memory` (the reference model), `sqlite` (a fresh file per test) and
+`cluster`: the PostgreSQL store (a fresh schema per test) with the Redis queue (a fresh
+key prefix per test), on the servers of `EVENTPRO_TEST_POSTGRES_URL` and
+`EVENTPRO_TEST_REDIS_URL`. Under `CI=true` a server that is not set or does not answer
+fails the run; elsewhere the suite starts throwaway servers (`initdb`/`pg_ctl`,
+`redis-server`) if it can, and skips the backend with the reason if it cannot. Each test
+names a contract of the ports; every adapter must pass all of them unchanged.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from eventpro.adapters import open_queue, open_store
 from eventpro.ports import InventoryStore, PurchaseQueue, Unavailable
+from tests.support import ThrowawayPostgres, redis_answers, throwaway_redis
 
 POSTGRES_URL = os.environ.get("EVENTPRO_TEST_POSTGRES_URL")
 REDIS_URL = os.environ.get("EVENTPRO_TEST_REDIS_URL")
-BACKENDS = ["memory", "sqlite", *(["cluster"] if POSTGRES_URL and REDIS_URL else [])]
+BACKENDS = ["memory", "sqlite", "cluster"]
+IN_CI = os.environ.get("CI") == "true"
 
 
 def _with(url: str, name: str, value: str) -> str:
     return f"{url}{'&' if '?' in url else '?'}{name}={value}"
 
 
-def urls(backend: str, tmp_path: Path, scope: str) -> tuple[str, str]:
+def _answers(postgres_url: str | None, redis_url: str | None) -> str | None:
+    """None when both servers answer, else why not."""
+    if not (postgres_url and redis_url):
+        return "EVENTPRO_TEST_POSTGRES_URL and EVENTPRO_TEST_REDIS_URL are not both set"
+    try:
+        with psycopg.connect(postgres_url, connect_timeout=3):
+            pass
+    except psycopg.Error as exc:
+        return f"PostgreSQL at {postgres_url} does not answer: {exc}"
+    if not redis_answers(redis_url):
+        return f"Redis at {redis_url} does not answer"
+    return None
+
+
+@pytest.fixture(scope="session")
+def cluster_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    """(PostgreSQL URL, Redis URL) of the cluster backend, as the module docstring says."""
+    missing = _answers(POSTGRES_URL, REDIS_URL)
+    if missing is None:
+        assert POSTGRES_URL and REDIS_URL
+        yield POSTGRES_URL, REDIS_URL
+        return
+    if IN_CI:
+        pytest.fail(f"cluster backend: {missing} (CI=true: a missing service is a failure)")
+    servers = contextlib.ExitStack()
+    try:
+        postgres = servers.enter_context(ThrowawayPostgres())
+        redis_url = servers.enter_context(throwaway_redis(tmp_path_factory.mktemp("redis")))
+    except (OSError, subprocess.CalledProcessError, AssertionError) as exc:
+        servers.close()
+        pytest.skip(f"cluster backend: {missing}, and no throwaway servers could start: {exc}")
+    with servers:
+        yield postgres.url, redis_url
+
+
+def urls(
+    backend: str, tmp_path: Path, scope: str, servers: tuple[str, str] | None
+) -> tuple[str, str]:
     if backend == "memory":
         return "memory://", "memory://"
     if backend == "cluster":
-        assert POSTGRES_URL is not None and REDIS_URL is not None
-        return _with(POSTGRES_URL, "schema", scope), _with(REDIS_URL, "prefix", scope)
+        assert servers is not None
+        return _with(servers[0], "schema", scope), _with(servers[1], "prefix", scope)
     url = f"sqlite:///{tmp_path / 'contract.db'}"
     return url, url
 
@@ -75,7 +118,8 @@ def backend(
     request: pytest.FixtureRequest, tmp_path: Path
 ) -> Iterator[tuple[InventoryStore, PurchaseQueue]]:
     scope = f"eventpro_test_{uuid.uuid4().hex[:12]}"
-    store, queue = open_backend(request.param, *urls(request.param, tmp_path, scope))
+    servers = request.getfixturevalue("cluster_servers") if request.param == "cluster" else None
+    store, queue = open_backend(request.param, *urls(request.param, tmp_path, scope, servers))
     yield store, queue
     clean_up(store, queue, scope)
     queue.close()

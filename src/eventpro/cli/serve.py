@@ -8,8 +8,9 @@ from typing import Annotated
 
 import typer
 
-from eventpro.bootstrap import bootstrap
+from eventpro.bootstrap import Container, bootstrap
 from eventpro.config import Settings
+from eventpro.ports import Unavailable
 
 
 def settings_from(**overrides: object) -> Settings:
@@ -69,10 +70,12 @@ def worker(
     from eventpro.worker.loop import run_blocking
 
     settings = settings_from(database_url=database_url, queue_url=queue_url, batch_size=batch_size)
-    container = bootstrap(settings)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
+    container = _bootstrap_when_available(settings, stop)
+    if container is None:
+        return
     typer.echo(f"worker: {concurrency} loop(s) deciding batches of {settings.batch_size}")
     args = (container.store, container.queue, container.clock, container.policy, stop)
     loops = [threading.Thread(target=run_blocking, args=args) for _ in range(concurrency)]
@@ -85,6 +88,21 @@ def worker(
             loop.join()
     finally:
         container.close()
+
+
+def _bootstrap_when_available(settings: Settings, stop: threading.Event) -> Container | None:
+    """Connect to the backends, waiting while one is down: a worker started during an
+    outage waits for it instead of exiting. None when stopped before it connected."""
+    from eventpro.worker.loop import ERROR_SLEEP, Backoff
+
+    backoff = Backoff(*ERROR_SLEEP)
+    while not stop.is_set():
+        try:
+            return bootstrap(settings)
+        except Unavailable as exc:
+            typer.echo(f"worker: backend unavailable, backing off: {exc}", err=True)
+            stop.wait(backoff.next())
+    return None
 
 
 def migrate(database_url: DatabaseUrl = None, queue_url: QueueUrl = None) -> None:
