@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from eventpro.adapters import open_queue, open_store
+from eventpro.domain.model import Event
+from eventpro.domain.rules import resolve_request
+from eventpro.ports import Admission
 from tests.support import service_env
 
 EVENT = {
@@ -41,9 +47,15 @@ def database(tmp_path: Path) -> dict[str, str]:
 
 def test_demo_sells_without_overselling_and_exits_zero(tmp_path: Path) -> None:
     report = tmp_path / "demo.json"
-    done = eventpro("demo", "--buyers", "3000", "--tickets", "500", "--report", str(report))
+    done = eventpro(
+        "demo", "--buyers", "3000", "--tickets", "500", "--concurrency", "128",
+        "--report", str(report),
+        env=service_env(COLUMNS="200"),
+    )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "oversold tickets" in done.stdout and "BROKEN" not in done.stdout
+    assert re.search(r"oversold tickets\s*│\s*0\s*│", done.stdout), done.stdout
+    assert re.search(r"FCFS violations\s*│\s*0\s*│", done.stdout)
+    assert "BROKEN" not in done.stdout and "admin token for this run" in done.stdout
     numbers = json.loads(report.read_text())
     assert numbers["answered_202"] == 3000 and numbers["oversold"] == 0
     assert numbers["confirmed"] == 500 and numbers["tickets_sold"] == 500
@@ -61,6 +73,24 @@ def test_event_create_and_show(tmp_path: Path, database) -> None:
     assert shown.returncode == 0 and json.loads(shown.stdout)["id"] == event["id"]
     missing = eventpro("event", "show", "evt_missing", env=database)
     assert missing.returncode != 0 and "no event" in missing.stderr
+
+
+def test_event_create_from_options_alone(database) -> None:
+    created = eventpro(
+        "event", "create", "--name", "Options night", "--venue", "Shell",
+        "--starts-at", "2030-02-01T20:00:00Z", "--per-buyer-limit", "2",
+        "--section", "Floor:100:2500", "--seats", "Box:9000:B1,B2",
+        env=database,
+    )  # fmt: skip
+    assert created.returncode == 0, created.stderr
+    event = json.loads(created.stdout)
+    assert event["name"] == "Options night" and event["per_buyer_limit"] == 2
+    assert [(s["name"], s["kind"], s["capacity"]) for s in event["sections"]] == [
+        ("Floor", "general", 100),
+        ("Box", "reserved", 2),
+    ]
+    bad = eventpro("event", "create", "--name", "x", "--section", "Floor:many:1", env=database)
+    assert bad.returncode != 0 and "--section" in bad.stderr
 
 
 def test_event_create_with_a_bad_file_names_the_field(tmp_path: Path, database) -> None:
@@ -90,6 +120,30 @@ def test_audit_passes_a_clean_sale_and_fails_a_corrupted_one(tmp_path: Path, dat
     assert "BROKEN" in broken.stdout and "capacity 3, sold 4" in broken.stdout
 
 
+def test_audit_names_a_seat_sold_twice(tmp_path: Path, database) -> None:
+    spec = tmp_path / "event.json"
+    spec.write_text(json.dumps(EVENT))
+    event_id = json.loads(eventpro("event", "create", str(spec), env=database).stdout)["id"]
+    db = database["EVENTPRO_DATABASE_URL"].removeprefix("sqlite:///")
+    with sqlite3.connect(db) as conn:  # two orders for seat A1, the stock count kept right
+        for n in (1, 2):
+            conn.execute(
+                "INSERT INTO orders (id, event_id, buyer_id, purchase_id, section, seats,"
+                " quantity, amount_cents, created_at) VALUES (?, ?, ?, ?, 'A', '[\"A1\"]', 1,"
+                " 2000, '2030-01-01T00:00:00+00:00')",
+                (f"ord_{n}", event_id, f"buyer{n}", f"pur_{n}"),
+            )
+        conn.execute(
+            "UPDATE sections SET remaining = remaining - 2 WHERE event_id = ? AND name = 'A'",
+            (event_id,),
+        )
+    broken = eventpro("audit", event_id, env={**database, "COLUMNS": "200"})
+    assert broken.returncode == 1, broken.stdout + broken.stderr
+    assert "seats in two orders: A1" in broken.stdout
+    lenient = eventpro("audit", "--no-expect-settled", "evt_missing", env=database)
+    assert lenient.returncode != 0 and "no event" in lenient.stderr
+
+
 def test_dlq_list_and_redrive(database) -> None:
     listed = eventpro("dlq", "list", env=database)
     assert listed.returncode == 0 and "dead letters (0)" in listed.stdout
@@ -97,6 +151,43 @@ def test_dlq_list_and_redrive(database) -> None:
     assert redriven.returncode == 0 and "redriven: 0" in redriven.stdout
     neither = eventpro("dlq", "redrive", env=database)
     assert neither.returncode != 0
+
+
+def test_dlq_lists_a_dead_letter_and_redrives_it_at_its_position(tmp_path: Path, database) -> None:
+    spec = tmp_path / "event.json"
+    spec.write_text(json.dumps(EVENT))
+    event = json.loads(eventpro("event", "create", str(spec), env=database).stdout)
+    url = database["EVENTPRO_DATABASE_URL"]
+    store, queue = open_store(url), open_queue(url)
+    try:  # a poison request: its only delivery fails, so it goes to the dead-letter queue
+        inventory = store.get_inventory(event["id"])
+        (admitted,) = queue.admit([_admission(inventory.event, "poison")])
+        (delivery,) = queue.lease(10, 30, datetime.now(UTC))
+        assert queue.fail(delivery, "boom: poison", 1, datetime.now(UTC))
+    finally:
+        queue.close()
+        store.close()
+    wide = {**database, "COLUMNS": "200"}
+    listed = eventpro("dlq", "list", "--event-id", event["id"], env=wide)
+    assert listed.returncode == 0 and "dead letters (1)" in listed.stdout
+    assert admitted.purchase.id in listed.stdout and "boom: poison" in listed.stdout
+    redriven = eventpro("dlq", "redrive", "--purchase-id", admitted.purchase.id, env=database)
+    assert redriven.returncode == 0 and "redriven: 1" in redriven.stdout
+    shown = json.loads(eventpro("event", "show", event["id"], env=database).stdout)
+    assert shown["queue"]["depth"] == 1
+    assert eventpro("audit", event["id"], env=database).returncode == 1  # queued: not settled
+    lenient = eventpro("audit", "--no-expect-settled", event["id"], env=database)
+    assert lenient.returncode == 0, lenient.stdout
+
+
+def _admission(event: Event, buyer: str) -> Admission:
+    return Admission(
+        purchase_id=f"pur_{buyer}",
+        event_id=event.id,
+        request=resolve_request(event, buyer, section="Floor", seats=None, quantity=1),
+        per_buyer_limit=event.per_buyer_limit,
+        received_at=datetime.now(UTC),
+    )
 
 
 def test_serve_refuses_a_placeholder_admin_token(database) -> None:
@@ -133,3 +224,6 @@ def test_bench_quick_writes_its_json(tmp_path: Path, backend: str) -> None:
     assert results["decisions"]["decided"] > 0
     if backend == "cluster":
         assert results["decisions_baseline"]["rate"] > 0
+        sale = results["sale"]  # the flash sale on PostgreSQL + Redis, audited
+        assert sale["ok"] and sale["answered_202"] == sale["buyers"] == 2000
+        assert sale["oversold"] == 0 and sale["tickets_sold"] == sale["capacity"] == 500

@@ -11,6 +11,7 @@ import asyncio
 import enum
 import os
 import secrets
+import shutil
 import tempfile
 import time
 from collections.abc import Sequence
@@ -23,7 +24,7 @@ from rich.console import Console
 from rich.table import Table
 
 from eventpro.adapters import open_queue, open_store
-from eventpro.cli import bench_cluster
+from eventpro.cli import bench_cluster, demo
 from eventpro.loadtest.client import (
     Answer,
     Shot,
@@ -193,20 +194,39 @@ def bench(
         baseline = _baseline(env, connections, duration, count, path)
         admission = _admission(env, connections, duration, count)
         decisions = _decisions(store_url, queue_url, batch_size)
-        floor = None
+        floor = sale = None
         if backend is Backend.CLUSTER:
             floor = bench_cluster.bare_batched_updates(
-                postgres_url, max(decisions["decided"], batch_size), batch_size
+                postgres_url, scope, max(decisions["decided"], batch_size), batch_size
             )
+            sale = _sale(store_url, queue_url, workdir, quick)
     finally:
+        shutil.rmtree(workdir, ignore_errors=True)
         if scope:
             bench_cluster.clean_up(postgres_url, redis_url, scope)
-    results = {"backend": backend.value}
+    results: dict[str, Any] = {"backend": backend.value}
     results |= _summarise(baseline, admission, decisions, connections, duration, floor)
+    if sale is not None:
+        results["sale"] = sale
+        results["pass"]["sale"] = sale["ok"]
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2))
     _print(results)
     console.print(f"written to {out}")
+
+
+def _sale(store_url: str, queue_url: str, workdir: Path, quick: bool) -> dict[str, Any]:
+    """The flash sale of the demo (50,000 buyers, 10,000 tickets) on these backends."""
+    buyers, tickets = (2_000, 500) if quick else (50_000, 10_000)
+    sold = demo.sell(store_url, queue_url, buyers, tickets, 256, workdir)
+    n, _ = demo.sale_numbers(store_url, queue_url, sold)
+    keep = ("buyers", "answered_202", "capacity", "tickets_sold", "oversold", "fcfs_ok")
+    numbers = {k: n[k] for k in keep}
+    numbers |= {k: round(n[k], 2) for k in ("sell_out_s", "settled_after_last_answer_s")}
+    numbers |= {k: round(n[k], 2) for k in ("total_s", "p99_ms")}
+    # every buyer answered 202, every request decided (or the audit fails), none oversold
+    numbers["ok"] = n["answered_202"] == buyers and n["audit_ok"] and n["oversold"] == 0
+    return numbers
 
 
 def _summarise(
@@ -286,6 +306,15 @@ def _print(results: dict[str, Any]) -> None:
         share = results["ratios"]["decisions_vs_bare_updates"]
         table.add_row(
             "decisions / bare UPDATEs", f"{share:.0%}", ">= 50%", verdict("decisions_ratio")
+        )
+    if sale := results.get("sale"):
+        table.add_row(
+            f"sale: {sale['buyers']:,} buyers, {sale['capacity']:,} tickets",
+            f"{sale['answered_202']:,} answered 202, {sale['oversold']} oversold,"
+            f" sold out in {sale['sell_out_s']} s, all decided"
+            f" {sale['settled_after_last_answer_s']} s after the last answer",
+            "all answered and decided, 0 oversold",
+            verdict("sale"),
         )
     grows = a["memory_as_the_line_grows"]
     table.add_row(

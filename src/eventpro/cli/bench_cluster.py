@@ -29,15 +29,20 @@ def clean_up(postgres_url: str, redis_url: str, scope: str) -> None:
             client.delete(*keys[start : start + 1000])
 
 
-def bare_batched_updates(postgres_url: str, requests: int, batch_size: int) -> dict[str, Any]:
+def bare_batched_updates(
+    postgres_url: str, scope: str, requests: int, batch_size: int
+) -> dict[str, Any]:
     """The floor of selling on this PostgreSQL: batches of conditional UPDATEs, nothing else.
 
     One transaction per batch, one `UPDATE … WHERE remaining >= 1` per request (pipelined
-    by `executemany`), as many requests as the workers decided.
+    by `executemany`), as many requests as the workers decided. The table is an ordinary
+    (logged) one in the bench's schema, so its commits cost what the workers' commits cost.
     """
     conninfo = split_url(postgres_url)[0]
     with psycopg.connect(conninfo, autocommit=True) as conn:
-        conn.execute("CREATE TEMP TABLE bench_stock (id int PRIMARY KEY, remaining int)")
+        conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{scope}"')  # scope: made by cluster_urls
+        conn.execute(f'SET search_path TO "{scope}"')
+        conn.execute("CREATE TABLE bench_stock (id int PRIMARY KEY, remaining int)")
         conn.execute("INSERT INTO bench_stock VALUES (1, %s)", (requests,))
         started = time.perf_counter()
         for done in range(0, requests, batch_size):

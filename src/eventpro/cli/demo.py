@@ -1,4 +1,8 @@
-"""`eventpro demo`: a simulated flash sale against a real server on a temporary SQLite file."""
+"""`eventpro demo`: a simulated flash sale against a real server, then an audit.
+
+By default on a temporary SQLite file; `--database-url`/`--queue-url` run it on any
+backend (the cluster bench runs it on PostgreSQL + Redis).
+"""
 
 from __future__ import annotations
 
@@ -8,9 +12,10 @@ import secrets
 import tempfile
 import time
 from collections import Counter
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import orjson
 import typer
@@ -36,7 +41,7 @@ from eventpro.loadtest.client import (
     percentile,
 )
 from eventpro.loadtest.process import free_port, peak_rss_mib, served
-from eventpro.services.audit import audit_event, pages
+from eventpro.services.audit import AuditReport, audit_event, pages
 
 console = Console()
 
@@ -63,33 +68,67 @@ def demo(
     report: Annotated[
         Path | None, typer.Option(envvar="EVENTPRO_DEMO_REPORT", help="also write it as JSON")
     ] = None,
+    database_url: Annotated[
+        str | None,
+        typer.Option(envvar="EVENTPRO_DEMO_DATABASE_URL", help="default: a temporary SQLite file"),
+    ] = None,
+    queue_url: Annotated[
+        str | None, typer.Option(envvar="EVENTPRO_DEMO_QUEUE_URL", help="default: the database")
+    ] = None,
+    workers: Annotated[
+        int, typer.Option(envvar="EVENTPRO_DEMO_WORKERS", min=1, max=64, help="worker loops")
+    ] = 1,
 ) -> None:
     """Sell TICKETS to BUYERS over real HTTP on loopback, then audit the stored data."""
     workdir = Path(tempfile.mkdtemp(prefix="eventpro-demo-"))
-    database = f"sqlite:///{workdir / 'demo.db'}"
-    token = secrets.token_urlsafe(24)
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    env = {
-        **os.environ,
-        "EVENTPRO_DATABASE_URL": database,
-        "EVENTPRO_QUEUE_URL": database,
-        "EVENTPRO_ADMIN_TOKEN": token,
-    }
-    console.print(f"demo: admin token for this run: [bold]{token}[/]  (database {workdir})")
-    args = ["eventpro", "serve", "--port", str(port), "--workers", "1"]
-    with served(args, env, f"{base}/healthz", workdir / "server.log") as server:
-        event_id = _new_event(base, token, tickets)
-        answers, started = _sell(base, event_id, buyers, connections)
-        settled_in = _wait_until_decided(base, event_id, timeout=120)
-        server_rss = peak_rss_mib(server.pid)
-    ok = _report(database, event_id, answers, started, settled_in, server_rss, report)
+    database = database_url or f"sqlite:///{workdir / 'demo.db'}"
+    queue = queue_url or database
+    sale = sell(database, queue, buyers, tickets, connections, workdir, workers)
+    ok = _report(database, queue, sale, report)
     if not keep:
         for leftover in workdir.iterdir():
             leftover.unlink()
         workdir.rmdir()
     if not ok:
         raise typer.Exit(1)
+
+
+@dataclass
+class Sale:
+    event_id: str
+    answers: list[Answer]
+    started: float  # time.time() when the first buyer was sent
+    settled_in: float  # seconds from the last answer until every request was decided
+    server_rss: float  # MiB
+
+
+def sell(
+    database: str,
+    queue: str,
+    buyers: int,
+    tickets: int,
+    connections: int,
+    workdir: Path,
+    workers: int = 1,
+) -> Sale:
+    """Serve the backends, create a sale of TICKETS and send BUYERS to it; wait for all."""
+    token = secrets.token_urlsafe(24)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = {
+        **os.environ,
+        "EVENTPRO_DATABASE_URL": database,
+        "EVENTPRO_QUEUE_URL": queue,
+        "EVENTPRO_ADMIN_TOKEN": token,
+    }
+    console.print(f"demo: admin token for this run: [bold]{token}[/]  (files in {workdir})")
+    args = ["eventpro", "serve", "--port", str(port), "--workers", str(workers)]
+    with served(args, env, f"{base}/healthz", workdir / "server.log") as server:
+        event_id = _new_event(base, token, tickets)
+        answers, started = _sell(base, event_id, buyers, connections)
+        settled_in = _wait_until_decided(base, event_id, timeout=120)
+        server_rss = peak_rss_mib(server.pid)
+    return Sale(event_id, answers, started, settled_in, server_rss)
 
 
 def _new_event(base: str, token: str, tickets: int) -> str:
@@ -149,74 +188,71 @@ def _wait_until_decided(base: str, event_id: str, timeout: float) -> float:
     raise RuntimeError(f"requests still undecided after {timeout} s")
 
 
-def _report(
-    database: str,
-    event_id: str,
-    answers: list[Answer],
-    started: float,
-    settled_in: float,
-    server_rss: float,
-    json_path: Path | None,
-) -> bool:
-    store, queue = open_store(database), open_queue(database)
+def sale_numbers(database: str, queue_url: str, sale: Sale) -> tuple[dict[str, Any], AuditReport]:
+    """The sale's outcome as numbers, from the stored data (the audit), not the client."""
+    store, queue = open_store(database), open_queue(queue_url)
     try:
-        audit = audit_event(store, queue, event_id)
-        orders = list(pages(lambda c: store.list_orders(event_id, 1000, c)))
+        audit = audit_event(store, queue, sale.event_id)
+        orders = list(pages(lambda c: store.list_orders(sale.event_id, 1000, c)))
     finally:
         queue.close()
         store.close()
     assert audit is not None
-    statuses = Counter(a.status for a in answers)
-    outcomes = Counter(orjson.loads(a.body)["status"] for a in answers if a.status == 202)
-    latencies = [a.latency for a in answers if a.status == 202]
-    sell_out = (
-        (max(o.created_at for o in orders) - datetime.fromtimestamp(started, UTC)).total_seconds()
-        if orders
-        else float("nan")
-    )
+    statuses = Counter(a.status for a in sale.answers)
+    latencies = [a.latency for a in sale.answers if a.status == 202]
+    started = datetime.fromtimestamp(sale.started, UTC)
+    last_order = max((o.created_at for o in orders), default=None)
+    numbers = {
+        **audit.counts,
+        "buyers": len(sale.answers),
+        "answered_202": statuses.get(202, 0),
+        "other_answers": {str(k): v for k, v in statuses.items() if k != 202},
+        "rejected_at_once": sum(
+            orjson.loads(a.body)["status"] == "rejected" for a in sale.answers if a.status == 202
+        ),
+        "oversold": max(0, audit.counts["tickets_sold"] - audit.counts["capacity"]),
+        "fcfs_ok": audit.checks[3].ok,
+        "fcfs_detail": audit.checks[3].detail,
+        "audit_ok": audit.ok,
+        "p50_ms": percentile(latencies, 0.5) * 1000,
+        "p99_ms": percentile(latencies, 0.99) * 1000,
+        "sell_out_s": (last_order - started).total_seconds() if last_order else float("nan"),
+        "settled_after_last_answer_s": sale.settled_in,
+        "total_s": time.time() - sale.started,
+        "server_peak_rss_mib": sale.server_rss,
+    }
+    return numbers, audit
+
+
+def _report(database: str, queue: str, sale: Sale, json_path: Path | None) -> bool:
+    n, audit = sale_numbers(database, queue, sale)
     table = Table(title="EventPro demo: flash sale report")
     table.add_column("measure")
     table.add_column("value", justify="right")
     rows = [
-        ("buyers (requests sent)", f"{len(answers):,}"),
-        ("answered 202", f"{statuses.get(202, 0):,}"),
-        ("other answers", str({k: v for k, v in statuses.items() if k != 202} or "none")),
-        ("rejected at once (sold out, in the answer)", f"{outcomes.get('rejected', 0):,}"),
-        ("tickets", f"{audit.counts['capacity']:,}"),
-        ("confirmed purchases", f"{audit.counts.get('confirmed', 0):,}"),
-        ("rejected: sold_out", f"{audit.counts.get('rejected_sold_out', 0):,}"),
+        ("buyers (requests sent)", f"{n['buyers']:,}"),
+        ("answered 202", f"{n['answered_202']:,}"),
+        ("other answers", str(n["other_answers"] or "none")),
+        ("rejected at once (sold out, in the answer)", f"{n['rejected_at_once']:,}"),
+        ("tickets", f"{n['capacity']:,}"),
+        ("confirmed purchases", f"{n.get('confirmed', 0):,}"),
+        ("rejected: sold_out", f"{n.get('rejected_sold_out', 0):,}"),
         ("rejected: other reasons", f"{_other_rejections(audit.counts):,}"),
-        ("oversold tickets", f"{max(0, audit.counts['tickets_sold'] - audit.counts['capacity'])}"),
-        ("FCFS violations", audit.checks[3].detail.split()[0]),
-        (
-            "admission latency p50 / p99",
-            f"{percentile(latencies, 0.5) * 1000:.1f} / "
-            f"{percentile(latencies, 0.99) * 1000:.1f} ms",
-        ),
-        ("time to sell out", f"{sell_out:.2f} s"),
-        ("all decided after the last answer", f"{settled_in:.2f} s"),
-        ("total time", f"{time.time() - started:.2f} s"),
-        ("server peak RSS", f"{server_rss:.0f} MiB"),
+        ("oversold tickets", f"{n['oversold']}"),
+        ("FCFS violations", n["fcfs_detail"].split()[0]),
+        ("admission latency p50 / p99", f"{n['p50_ms']:.1f} / {n['p99_ms']:.1f} ms"),
+        ("time to sell out", f"{n['sell_out_s']:.2f} s"),
+        ("all decided after the last answer", f"{n['settled_after_last_answer_s']:.2f} s"),
+        ("total time", f"{n['total_s']:.2f} s"),
+        ("server peak RSS", f"{n['server_peak_rss_mib']:.0f} MiB"),
     ]
     for name, value in rows:
         table.add_row(name, value)
     console.print(table)
     print_audit(console, audit)
     if json_path is not None:
-        numbers = {
-            **audit.counts,
-            "answered_202": statuses.get(202, 0),
-            "oversold": max(0, audit.counts["tickets_sold"] - audit.counts["capacity"]),
-            "fcfs_ok": audit.checks[3].ok,
-            "audit_ok": audit.ok,
-            "p50_ms": percentile(latencies, 0.5) * 1000,
-            "p99_ms": percentile(latencies, 0.99) * 1000,
-            "sell_out_s": sell_out,
-            "total_s": time.time() - started,
-            "server_peak_rss_mib": server_rss,
-        }
-        json_path.write_bytes(orjson.dumps(numbers, option=orjson.OPT_INDENT_2))
-    return audit.ok and statuses.get(202, 0) == len(answers)
+        json_path.write_bytes(orjson.dumps(n, option=orjson.OPT_INDENT_2))
+    return audit.ok and bool(n["answered_202"] == n["buyers"])
 
 
 def _other_rejections(counts: dict[str, int]) -> int:
