@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import shutil
@@ -187,3 +188,34 @@ def audit(event_id: str, env: dict[str, str]) -> subprocess.CompletedProcess[str
         text=True,
         timeout=60,
     )
+
+
+async def stampede(base_url: str, event_id: str, body: dict[str, object], buyers: int) -> list[int]:
+    """`buyers` concurrent POSTs released at one instant; their status codes."""
+    limits = httpx.Limits(max_connections=buyers)
+    async with httpx.AsyncClient(base_url=base_url, timeout=60, limits=limits) as client:
+        start = asyncio.Event()
+
+        async def buy(i: int) -> int:
+            await start.wait()
+            answer = await client.post(
+                f"/v1/events/{event_id}/purchases", json={"buyer_id": f"buyer{i}", **body}
+            )
+            return answer.status_code
+
+        tasks = [asyncio.create_task(buy(i)) for i in range(buyers)]
+        await asyncio.sleep(0.05)
+        start.set()
+        return await asyncio.gather(*tasks)
+
+
+def all_orders(server: ServerProcess, event_id: str) -> list[dict[str, object]]:
+    """Every order of the event, through the admin listing's pages."""
+    orders, cursor = [], None
+    while True:
+        params = {"limit": 1000, **({"cursor": cursor} if cursor else {})}
+        page = server.admin.get(f"/v1/events/{event_id}/orders", params=params).json()
+        orders += page["items"]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            return orders

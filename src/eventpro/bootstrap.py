@@ -5,11 +5,12 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
-from eventpro.adapters import open_queue, open_store
+from eventpro.adapters import open_queue, open_seller, open_store
 from eventpro.config import Settings
-from eventpro.ports import Clock, IdSource, InventoryStore, PurchaseQueue
+from eventpro.ports import Clock, IdSource, InventoryStore, PurchaseQueue, Strategy
 from eventpro.services.admission import AdmissionService
 from eventpro.services.decisions import WorkerPolicy
+from eventpro.services.selling import SynchronousSale
 
 log = logging.getLogger("eventpro")
 
@@ -39,6 +40,16 @@ class Container:
             max_line=s.max_line,
             retry_after=s.retry_after,
         )
+
+    def synchronous_sale(self, admission: AdmissionService) -> SynchronousSale | None:
+        """The synchronous strategy of the settings, or None for the queue (the product)."""
+        s = self.settings
+        if s.strategy is Strategy.QUEUED:
+            return None
+        seller = open_seller(s.database_url, s.strategy, s.pool_size, s.pool_timeout)
+        # a thread-per-request server: more threads than connections, so some wait
+        threads = s.pool_size + 50
+        return SynchronousSale(admission, seller, self.clock, self.ids, threads)
 
     def close(self) -> None:
         self.queue.close()

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from eventpro.ports import Strategy
+
 DEFAULT_DATABASE_URL = "sqlite:///eventpro.db"
 PLACEHOLDER_TOKENS = frozenset(
     {"", "changeme", "change-me", "secret", "admin", "token", "password"}
@@ -29,6 +31,15 @@ class Settings(BaseSettings):
     max_line: int = Field(1_000_000, ge=1, description="undecided requests per event before 429")
     retry_after: int = Field(1, ge=1, le=3600, description="seconds in Retry-After answers")
     log_level: str = "info"
+    strategy: Strategy = Field(
+        Strategy.QUEUED, description="queued (the product) or a design it replaces, to measure"
+    )
+    pool_size: int = Field(
+        150, ge=1, le=1000, description="database connections of a synchronous strategy"
+    )
+    pool_timeout: float = Field(
+        10.0, gt=0, description="seconds a synchronous request waits for a connection"
+    )
 
     @field_validator("database_url", "queue_url")
     @classmethod

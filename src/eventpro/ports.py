@@ -15,6 +15,7 @@ behaviour. Times are passed in (a `Clock`), so adapters never read the wall cloc
 from __future__ import annotations
 
 import abc
+import enum
 import secrets
 import threading
 import time
@@ -262,5 +263,45 @@ class PurchaseQueue(abc.ABC):
         """Why an admitted request could be lost in a crash of the backend, or None."""
         return None
 
+    def close(self) -> None:
+        """Release connections."""
+
+
+class Strategy(enum.StrEnum):
+    """How `serve` decides purchases: the product (`queued`) or a design it replaces."""
+
+    NAIVE = "naive"
+    LOCKING = "locking"
+    CONDITIONAL = "conditional"
+    QUEUED = "queued"
+
+
+class Refused(Exception):
+    """A synchronous sale could not allocate the request; `reason` says why."""
+
+    def __init__(self, reason: Reason) -> None:
+        super().__init__(reason.value)
+        self.reason = reason
+
+
+class SynchronousSeller(abc.ABC):
+    """Decides each request inside its HTTP call: the designs the replay compares with
+    the queue. They share the inventory store's tables, so `eventpro audit` checks them."""
+
+    strategy: Strategy
+
+    @abc.abstractmethod
+    def sell(
+        self, purchase_id: str, event: Event, request: PurchaseRequest, now: datetime
+    ) -> Order:
+        """Allocate `request` at once and record its order, or raise `Refused`.
+
+        `locking` and `conditional` take the stock atomically (a row lock, or a conditional
+        UPDATE); `naive` deliberately does not: it reads, checks in the application and
+        writes back the computed stock, as the monolith did, and oversells under load.
+        A `purchase_id` that already has an order returns that order (a client's retry).
+        """
+
+    @abc.abstractmethod
     def close(self) -> None:
         """Release connections."""

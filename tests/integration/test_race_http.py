@@ -15,10 +15,16 @@ import uuid
 from collections import Counter
 from pathlib import Path
 
-import httpx
 import pytest
 
-from tests.support import ServerProcess, free_port, service_env, wait_until
+from tests.support import (
+    ServerProcess,
+    all_orders,
+    free_port,
+    service_env,
+    stampede,
+    wait_until,
+)
 
 BUYERS = 300
 TICKETS = 5
@@ -90,35 +96,6 @@ def _clean_up(store_kind: str, queue_kind: str, scope: str) -> None:
                 client.delete(*keys)
 
 
-async def _stampede(base_url: str, event_id: str, body: dict[str, object]) -> list[int]:
-    limits = httpx.Limits(max_connections=BUYERS)
-    async with httpx.AsyncClient(base_url=base_url, timeout=30, limits=limits) as client:
-        start = asyncio.Event()
-
-        async def buy(i: int) -> int:
-            await start.wait()
-            answer = await client.post(
-                f"/v1/events/{event_id}/purchases", json={"buyer_id": f"buyer{i}", **body}
-            )
-            return answer.status_code
-
-        tasks = [asyncio.create_task(buy(i)) for i in range(BUYERS)]
-        await asyncio.sleep(0.05)
-        start.set()
-        return await asyncio.gather(*tasks)
-
-
-def _orders(server: ServerProcess, event_id: str) -> list[dict[str, object]]:
-    orders, cursor = [], None
-    while True:
-        params = {"limit": 1000, **({"cursor": cursor} if cursor else {})}
-        page = server.admin.get(f"/v1/events/{event_id}/orders", params=params).json()
-        orders += page["items"]
-        cursor = page["next_cursor"]
-        if cursor is None:
-            return orders
-
-
 @pytest.mark.parametrize(
     "body",
     [{"section": "Floor", "quantity": 1}, {"seats": ["A1", "A2"]}],
@@ -140,14 +117,14 @@ def test_exactly_the_stock_is_sold_to_concurrent_buyers(server: ServerProcess, b
     assert created.status_code == 201, created.text
     event_id = created.json()["id"]
 
-    statuses = asyncio.run(_stampede(server.base_url, event_id, body))
+    statuses = asyncio.run(stampede(server.base_url, event_id, body, BUYERS))
     assert Counter(statuses) == {202: BUYERS}
 
     def settled() -> bool:
         return server.client.get(f"/v1/events/{event_id}").json()["queue"]["depth"] == 0
 
     wait_until(settled, timeout=60)
-    orders = _orders(server, event_id)
+    orders = all_orders(server, event_id)
     if "seats" in body:
         seats = [label for order in orders for label in order["seats"]]
         assert len(seats) == len(set(seats)), f"seats sold twice: {Counter(seats)}"

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import cast
 from urllib.parse import urlsplit
 
-from eventpro.ports import InventoryStore, Misconfigured, PurchaseQueue
+from eventpro.ports import InventoryStore, Misconfigured, PurchaseQueue, Strategy, SynchronousSeller
 
 STORES: dict[str, str] = {
     "memory": "eventpro.adapters.memory:store_from_url",
@@ -27,6 +27,7 @@ QUEUES: dict[str, str] = {
     "redis": "eventpro.adapters.redis:queue_from_url",
 }
 EXTRAS: dict[str, str] = {"postgresql": "postgres", "postgres": "postgres", "redis": "redis"}
+SELLER_SCHEMES = frozenset({"sqlite", "postgresql", "postgres", "mysql", "mariadb"})
 
 
 def _factory(registry: dict[str, str], url: str, role: str) -> Callable[[str], object]:
@@ -56,3 +57,17 @@ def open_queue(url: str) -> PurchaseQueue:
     queue = _factory(QUEUES, url, "queue")(url)
     assert isinstance(queue, PurchaseQueue)
     return queue
+
+
+def open_seller(
+    url: str, strategy: Strategy, pool_size: int, pool_timeout: float
+) -> SynchronousSeller:
+    """A synchronous strategy over the store's database (`eventpro replay` measures them)."""
+    if urlsplit(url).scheme not in SELLER_SCHEMES:
+        valid = ", ".join(f"{s}://" for s in sorted(SELLER_SCHEMES))
+        raise Misconfigured(f"the {strategy} strategy needs a SQL database: {valid}")
+    try:
+        from eventpro.adapters.synchronous import SqlSeller
+    except ImportError as exc:
+        raise Misconfigured("synchronous strategies need `pip install 'eventpro[replay]'`") from exc
+    return SqlSeller(url, strategy, pool_size, pool_timeout)

@@ -30,6 +30,7 @@ def create_app(container: Container) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.admission = admission = container.admission()
+        app.state.synchronous = synchronous = container.synchronous_sale(admission)
         stop = asyncio.Event()
         loops = [
             asyncio.create_task(
@@ -44,12 +45,18 @@ def create_app(container: Container) -> FastAPI:
             )
             for _ in range(settings.workers)
         ]
-        log.info("serving with %d in-process worker loop(s)", len(loops))
+        log.info(
+            "serving with %d in-process worker loop(s), strategy %s",
+            len(loops),
+            settings.strategy,
+        )
         try:
             yield
         finally:
             stop.set()  # each loop finishes its batch in progress, then returns
             await asyncio.gather(*loops, return_exceptions=True)
+            if synchronous is not None:
+                synchronous.close()
             admission.close()
             container.close()
 

@@ -10,6 +10,7 @@ from rich.console import Console
 from eventpro.cli.events import open_container
 from eventpro.cli.report import print_audit
 from eventpro.cli.serve import DatabaseUrl, QueueUrl
+from eventpro.ports import Strategy
 from eventpro.services.audit import audit_event
 
 console = Console()
@@ -26,13 +27,20 @@ def audit(
             help="a request still queued breaks invariant 3 (off: only count them)",
         ),
     ] = True,
+    strategy: Annotated[
+        Strategy,
+        typer.Option(envvar="EVENTPRO_STRATEGY", help="the strategy the event was sold with"),
+    ] = Strategy.QUEUED,
     database_url: DatabaseUrl = None,
     queue_url: QueueUrl = None,
 ) -> None:
     """Check the six invariants of EVENT_ID from the stored data; exit 1 if any is broken."""
     container = open_container(database_url, queue_url)
     try:
-        report = audit_event(container.store, container.queue, event_id, expect_settled)
+        synchronous = strategy is not Strategy.QUEUED
+        report = audit_event(
+            container.store, container.queue, event_id, expect_settled, synchronous
+        )
     finally:
         container.close()
     if report is None:

@@ -16,6 +16,8 @@ def print_audit(console: Console, report: AuditReport) -> None:
     table.add_column("numbers")
     for check in report.checks:
         verdict = "[green]ok[/]" if check.ok else "[bold red]BROKEN[/]"
+        if not check.applies:
+            verdict = "[dim]n/a[/]"
         table.add_row(str(check.number), check.name, verdict, check.detail)
     console.print(table)
     counts = ", ".join(f"{k} {v:,}" for k, v in report.counts.items())

@@ -10,7 +10,7 @@ import typer
 
 from eventpro.bootstrap import Container, bootstrap
 from eventpro.config import Settings
-from eventpro.ports import Unavailable
+from eventpro.ports import Strategy, Unavailable
 
 
 def settings_from(**overrides: object) -> Settings:
@@ -38,6 +38,17 @@ def serve(
     processes: Annotated[
         int, typer.Option(envvar="EVENTPRO_PROCESSES", help="API processes (stateless)")
     ] = 1,
+    strategy: Annotated[
+        Strategy,
+        typer.Option(
+            envvar="EVENTPRO_STRATEGY",
+            help="queued (the product); naive, locking, conditional: the designs it replaces,"
+            " decided inside the request (201/409), for `eventpro replay`",
+        ),
+    ] = Strategy.QUEUED,
+    pool_size: Annotated[
+        int, typer.Option(envvar="EVENTPRO_POOL_SIZE", help="connections of a synchronous strategy")
+    ] = 150,
 ) -> None:
     """Run the HTTP API, with in-process workers deciding the line."""
     from eventpro.api.server import run_server
@@ -49,6 +60,8 @@ def serve(
         port=port,
         workers=workers,
         processes=processes,
+        strategy=strategy,
+        pool_size=pool_size,
     )
     settings.require_admin_token()
     run_server(settings)

@@ -181,6 +181,15 @@ class AdmissionService:
 
         return self._events.get(event_id, load)
 
+    def open_event(self, event_id: str) -> Event:
+        """The event, if it exists and takes purchases now (else `AdmissionError`)."""
+        event = self.event(event_id)
+        if event is None:
+            raise EventNotFound(f"no event {event_id!r}")
+        if event.paused:
+            raise AdmissionPaused(f"sales of {event_id} are paused", self._retry_after)
+        return event
+
     def forget_event(self, event_id: str) -> None:
         self._events.forget(event_id)
 
@@ -188,11 +197,7 @@ class AdmissionService:
         self, event_id: str, body: PurchaseInput, idempotency_key: str | None
     ) -> Admitted:
         """Admit one purchase request; raise `DomainError` or `AdmissionError` if it can't be."""
-        event = self.event(event_id)
-        if event is None:
-            raise EventNotFound(f"no event {event_id!r}")
-        if event.paused:
-            raise AdmissionPaused(f"sales of {event_id} are paused", self._retry_after)
+        event = self.open_event(event_id)
         request = resolve_request(
             event, body.buyer_id, section=body.section, seats=body.seats, quantity=body.quantity
         )

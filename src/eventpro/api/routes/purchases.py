@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request
 from starlette.concurrency import run_in_threadpool
@@ -23,9 +23,11 @@ from eventpro.api.schemas import (
     order_json,
     order_summary_json,
 )
-from eventpro.domain.model import Purchase, PurchaseStatus
+from eventpro.domain.model import Purchase, PurchaseStatus, Reason
+from eventpro.ports import Refused
 from eventpro.services.admission import PurchaseInput
 from eventpro.services.purchases import PurchaseView, view_purchase
+from eventpro.services.selling import SynchronousSale
 
 router = APIRouter(tags=["purchases"])
 
@@ -83,11 +85,45 @@ async def admit(request: Request, event_id: str, idempotency_key: str | None) ->
         quantity=body.quantity,
     )
     state = request.app.state
+    if state.synchronous is not None:  # `serve --strategy naive|locking|conditional`
+        return await sell_now(state, event_id, request_input, idempotency_key)
     admitted = await state.admission.submit(event_id, request_input, idempotency_key)
     metrics: Metrics = state.metrics
     metrics.count_admission(admitted.purchase.status.value)
     metrics.admission_latency.observe(time.perf_counter() - started)
     return json_response(accepted_json(admitted.purchase), 202)
+
+
+async def sell_now(
+    state: Any, event_id: str, request_input: PurchaseInput, idempotency_key: str | None
+) -> Response:
+    """A synchronous strategy: `201` with the order, or `409` with the reason, at once."""
+    sale: SynchronousSale = state.synchronous
+    try:
+        order = await sale.buy(event_id, request_input, idempotency_key)
+    except Refused as refused:
+        state.metrics.count_admission(PurchaseStatus.REJECTED.value)
+        raise ApiError(409, refused.reason.value, REFUSALS[refused.reason]) from None
+    state.metrics.count_admission(PurchaseStatus.CONFIRMED.value)
+    body = {
+        "purchase_id": order.purchase_id,
+        "event_id": order.event_id,
+        "buyer_id": order.buyer_id,
+        "status": PurchaseStatus.CONFIRMED.value,
+        "position": None,
+        "ahead": 0,
+        "reason": None,
+        "order": order_summary_json(order),
+    }
+    return json_response(body, 201)
+
+
+REFUSALS = {
+    Reason.SOLD_OUT: "not enough tickets left in that section",
+    Reason.SEAT_TAKEN: "one of the named seats is already sold",
+    Reason.LIMIT_EXCEEDED: "the buyer would exceed the event's per-buyer limit",
+    Reason.SALE_NOT_OPEN: "the sale is not open yet",
+}
 
 
 def purchase_json(view: PurchaseView) -> dict[str, object]:
