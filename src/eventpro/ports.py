@@ -302,6 +302,10 @@ class SynchronousSeller(abc.ABC):
         A `purchase_id` that already has an order returns that order (a client's retry).
         """
 
+    def pool_counts(self) -> dict[str, int]:
+        """Requests that `waited` for a pooled connection, and that `timed_out` waiting."""
+        return {}
+
     @abc.abstractmethod
     def close(self) -> None:
         """Release connections."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import secrets
 import uuid
 from collections import Counter
@@ -88,6 +89,7 @@ def test_a_synchronous_strategy_sells_exactly_the_stock(
         statuses = Counter(asyncio.run(stampede(server.base_url, event_id, body, BUYERS)))
         orders = all_orders(server, event_id)
         checked = audit(event_id, env)
+        metrics = server.client.get("/metrics").text
 
     if "seats" in body:
         seats = Counter(label for order in orders for label in order["seats"])  # type: ignore[attr-defined]
@@ -99,6 +101,8 @@ def test_a_synchronous_strategy_sells_exactly_the_stock(
     assert checked.returncode == 0, checked.stdout + checked.stderr
     # answered at once, every one: 201 for the winners, 409 for the others, never a 5xx
     assert statuses[201] == len(orders) and statuses[409] == BUYERS - len(orders), statuses
+    waited = re.search(r"^eventpro_pool_waited ([0-9.]+)$", metrics, re.MULTILINE)
+    assert waited is not None and float(waited.group(1)) <= BUYERS
 
 
 def test_a_synchronous_sale_answers_in_the_contract_shape(tmp_path: Path) -> None:

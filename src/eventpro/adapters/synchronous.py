@@ -20,6 +20,8 @@ explicitly on autocommit connections so that the three strategies differ only in
 from __future__ import annotations
 
 import contextlib
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import datetime
@@ -73,6 +75,7 @@ INSERT_ORDER = text(
     f"INSERT INTO orders ({ORDER_COLUMNS}, created_at) VALUES (:id, :event_id, :buyer_id,"
     " :purchase_id, :section, :seats, :quantity, :amount_cents, :created_at)"
 )
+POOL_WAIT = 0.005  # seconds: a checkout slower than this waited for a free connection
 ANY_SEAT_TRIES = 5  # `conditional` picking "any N seats" retries when another buyer won one
 
 
@@ -91,13 +94,15 @@ class SqlSeller(SynchronousSeller):
         self.strategy = strategy
         self.engine, self.dialect = _engine(url, pool_size, pool_timeout)
         self._ids = IdSource()
+        self._counts = {"waited": 0, "timed_out": 0}
+        self._counts_lock = threading.Lock()
         # SQLite's one lock is the database's: BEGIN IMMEDIATE takes it up front.
         self._lock_suffix = "" if self.dialect == "sqlite" else " FOR UPDATE"
 
     def sell(
         self, purchase_id: str, event: Event, request: PurchaseRequest, now: datetime
     ) -> Order:
-        with self._errors_mapped(), self.engine.connect() as conn:
+        with self._errors_mapped(), self._connection() as conn:
             earlier = _order_of(conn, purchase_id)
             if earlier is not None:
                 return earlier
@@ -127,6 +132,28 @@ class SqlSeller(SynchronousSeller):
                         raise
                     return earlier
             raise Unavailable("could not pick free seats: too many buyers at once; retry")
+
+    @contextlib.contextmanager
+    def _connection(self) -> Iterator[sa.Connection]:
+        """A pooled connection, counting the requests that had to wait for one."""
+        started = time.perf_counter()
+        try:
+            conn = self.engine.connect()
+        except sa.exc.TimeoutError:
+            self._count("timed_out")
+            raise
+        if time.perf_counter() - started > POOL_WAIT:
+            self._count("waited")
+        with conn:
+            yield conn
+
+    def _count(self, name: str) -> None:
+        with self._counts_lock:
+            self._counts[name] += 1
+
+    def pool_counts(self) -> dict[str, int]:
+        with self._counts_lock:
+            return dict(self._counts)
 
     def _naive(self, conn: sa.Connection, event: Event, order: Order) -> Order:
         """Read, check in Python, write back: each statement commits on its own."""

@@ -31,6 +31,8 @@ def create_app(container: Container) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.admission = admission = container.admission()
         app.state.synchronous = synchronous = container.synchronous_sale(admission)
+        if synchronous is not None:
+            metrics.watch_pool(synchronous.pool_counts)
         stop = asyncio.Event()
         loops = [
             asyncio.create_task(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from eventpro.services.decisions import BatchResult
@@ -67,6 +69,15 @@ class Metrics:
         if child is None:
             child = self._admission_counters[status] = self.admissions.labels(status)
         child.inc()
+
+    def watch_pool(self, counts: Callable[[], dict[str, int]]) -> None:
+        """Export a synchronous strategy's connection-pool waits (the incident's symptom)."""
+        for name, help_text in (
+            ("waited", "requests of a synchronous strategy that waited for a connection"),
+            ("timed_out", "requests of a synchronous strategy that gave up waiting (500/503)"),
+        ):
+            gauge = Gauge(f"eventpro_pool_{name}", help_text, registry=self.registry)
+            gauge.set_function(lambda name=name: counts().get(name, 0))  # type: ignore[misc]
 
     def on_batch(self, result: BatchResult) -> None:
         self.batch_size.observe(result.leased)

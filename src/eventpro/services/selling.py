@@ -54,6 +54,9 @@ class SynchronousSale:
             raise IdempotencyMismatch("this Idempotency-Key was used with a different body")
         return order
 
+    def pool_counts(self) -> dict[str, int]:
+        return self._seller.pool_counts()
+
     def close(self) -> None:
         self._threads.shutdown(wait=True, cancel_futures=True)
         self._seller.close()
