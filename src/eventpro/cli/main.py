@@ -15,6 +15,7 @@ import typer
 from eventpro.cli import audit as audit_commands
 from eventpro.cli import dlq as dlq_commands
 from eventpro.cli import events as event_commands
+from eventpro.cli import loadtest as loadtest_commands
 from eventpro.cli import serve as serve_commands
 from eventpro.cli.bench import bench
 from eventpro.cli.demo import demo
@@ -46,6 +47,7 @@ serve_commands.register(app)
 event_commands.register(app)
 dlq_commands.register(app)
 audit_commands.register(app)
+loadtest_commands.register(app)
 app.command()(demo)
 app.command()(bench)
 

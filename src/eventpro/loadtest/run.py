@@ -1,0 +1,483 @@
+"""Play a scenario against any EventPro deployment: buyers arrive, buy, retry, wait.
+
+Every buyer's request is one coroutine: it waits for its arrival time, POSTs with its
+Idempotency-Key, follows the retry policy on errors, and after a `202` learns its
+decision by polling or by the live stream. Every attempt and every outcome is recorded,
+so the results file holds per-request timings and a per-second time series, and the
+summary can be checked against what the server stored.
+
+The generator must not be the bottleneck it measures: it reports its own CPU use and the
+rate it actually offered, and spreads buyers over several processes when asked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import multiprocessing
+import random
+import resource
+import time
+import uuid
+from collections import Counter, defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import aiohttp
+import orjson
+
+from eventpro.loadtest.client import percentile
+from eventpro.loadtest.scenario import Scenario
+
+FINAL = ("confirmed", "rejected")
+RETRIED_STATUSES = frozenset({429, 503})  # the server asks to come back (Retry-After)
+TIMEOUT, CONNECTION_ERROR = -1, 0  # status codes recorded for answers that never came
+
+
+@dataclass(slots=True)
+class Attempt:
+    sent_s: float  # seconds since the start of the run
+    latency_s: float
+    status: int  # HTTP status, or TIMEOUT / CONNECTION_ERROR
+
+
+@dataclass(slots=True)
+class RequestRecord:
+    """One buyer request from its first send to its final outcome."""
+
+    buyer: int
+    request: int
+    duplicate: bool
+    attempts: list[Attempt] = field(default_factory=list)
+    outcome: str = "undecided"  # confirmed, rejected:<reason>, error, timeout, queued
+    decided_s: float = math.nan  # seconds since the start when the outcome was known
+    purchase_id: str | None = None
+    tickets: int = 0
+
+    @property
+    def first_sent_s(self) -> float:
+        return self.attempts[0].sent_s if self.attempts else math.nan
+
+
+@dataclass
+class Counters:
+    """Progress shared with a live progress bar (plain ints: one event loop writes them)."""
+
+    sent: int = 0
+    answered: int = 0
+    decided: int = 0
+
+
+@dataclass
+class LoadResult:
+    scenario: Scenario
+    records: list[RequestRecord]
+    remaining: list[tuple[float, float]]  # (s since start, tickets left) sampled each second
+    wall_s: float
+    cpu_s: list[float]  # CPU seconds of each client process
+
+    def summary(self) -> dict[str, Any]:
+        """Counts, latencies and rates of the whole run."""
+        attempts = [a for r in self.records for a in r.attempts]
+        statuses = Counter(a.status for a in attempts)
+        # a duplicate submission shares its original's purchase: count each purchase once
+        outcomes = Counter(r.outcome for r in self._distinct())
+        first = [r.attempts[0].latency_s * 1000 for r in self.records if r.attempts]
+        decision = [
+            (r.decided_s - r.first_sent_s) * 1000
+            for r in self.records
+            if r.outcome.startswith(FINAL) and r.attempts
+        ]
+        sent_times = [a.sent_s for a in attempts]
+        span = (max(sent_times) - min(sent_times)) if len(sent_times) > 1 else 0.0
+        answered = sum(n for s, n in statuses.items() if s > 0)
+        ends = [a.sent_s + a.latency_s for a in attempts]
+        answer_span = (max(ends) - min(sent_times)) if attempts else 0.0
+        return {
+            "buyers": self.scenario.buyers,
+            "requests": len(self.records),
+            "attempts": len(attempts),
+            "answered": answered,
+            **{f"http_{s}": n for s, n in sorted(statuses.items()) if s > 0},
+            "4xx": sum(n for s, n in statuses.items() if 400 <= s < 500),
+            "5xx": sum(n for s, n in statuses.items() if s >= 500),
+            "timeouts": statuses[TIMEOUT],
+            "connection_errors": statuses[CONNECTION_ERROR],
+            "confirmed": outcomes["confirmed"],
+            "rejected": sum(n for o, n in outcomes.items() if o.startswith("rejected")),
+            **{o.replace(":", "_"): n for o, n in outcomes.items() if o.startswith("rejected:")},
+            "errors": outcomes["error"] + outcomes["timeout"],
+            "undecided": outcomes["undecided"] + outcomes["queued"],
+            "tickets_confirmed": sum(r.tickets for r in self._distinct()),
+            "duplicates_sent": sum(r.duplicate for r in self.records),
+            "p50_first_answer_ms": percentile(first, 0.5),
+            "p99_first_answer_ms": percentile(first, 0.99),
+            "p50_decision_ms": percentile(decision, 0.5),
+            "p99_decision_ms": percentile(decision, 0.99),
+            "sold_out_after_s": self._sold_out_after(),
+            "offered_per_s": len(attempts) / span if span else float(len(attempts)),
+            "answered_per_s": answered / answer_span if answer_span else 0.0,
+            "wall_s": self.wall_s,
+            "client_processes": len(self.cpu_s),
+            "client_cpu_s": sum(self.cpu_s),
+            "client_cpu_share": sum(self.cpu_s) / self.wall_s if self.wall_s else 0.0,
+        }
+
+    def _distinct(self) -> list[RequestRecord]:
+        """One record per purchase: duplicates of a purchase already counted are left out."""
+        seen: set[str] = set()
+        distinct = []
+        for record in self.records:
+            if record.purchase_id is not None:
+                if record.purchase_id in seen:
+                    continue
+                seen.add(record.purchase_id)
+            distinct.append(record)
+        return distinct
+
+    def _sold_out_after(self) -> float:
+        """Seconds until the first `sold_out` answer, or until no ticket remained."""
+        refused = [r.decided_s for r in self.records if r.outcome == "rejected:sold_out"]
+        empty = [t for t, left in self.remaining if left == 0]
+        known = refused + empty
+        return min(known) if known else math.nan
+
+    def series(self) -> dict[str, list[float]]:
+        """Per second of the run: answers, errors, p99 latency of answers, tickets left."""
+        answered: defaultdict[int, int] = defaultdict(int)
+        errors: defaultdict[int, int] = defaultdict(int)
+        latencies: defaultdict[int, list[float]] = defaultdict(list)
+        for record in self.records:
+            for a in record.attempts:
+                second = int(a.sent_s + a.latency_s)
+                if a.status > 0:
+                    answered[second] += 1
+                    latencies[second].append(a.latency_s * 1000)
+                if a.status >= 500 or a.status <= 0:
+                    errors[second] += 1
+        left = {int(t): value for t, value in self.remaining}
+        last = max([*answered, *errors, *left, 0])
+        seconds = range(last + 1)
+        return {
+            "t": [float(s) for s in seconds],
+            "requests_per_s": [float(answered[s]) for s in seconds],
+            "errors_per_s": [float(errors[s]) for s in seconds],
+            "p99_ms": [
+                percentile(latencies[s], 0.99) if latencies[s] else math.nan for s in seconds
+            ],
+            "remaining": [left.get(s, math.nan) for s in seconds],
+        }
+
+    def first_sends(self) -> list[tuple[float, str]]:
+        """(first send, outcome) of every request: what the FCFS check from the client needs."""
+        return [(r.first_sent_s, r.outcome) for r in self.records if r.attempts]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "scenario": self.scenario.model_dump(),
+            "summary": self.summary(),
+            "series": self.series(),
+            "client_cpu_s": self.cpu_s,
+            "requests": [
+                {**asdict(r), "attempts": [asdict(a) for a in r.attempts]} for r in self.records
+            ],
+        }
+
+
+# --------------------------------------------------------------------------- buyers
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What one client process plays: its share of the requests, on a shared clock."""
+
+    base_url: str
+    event_id: str
+    scenario: Scenario
+    requests: list[tuple[int, int, float, bool]]  # (buyer, request, arrival offset, duplicate)
+    start_at: float  # time.time() of the run's start, shared by every process
+    run_id: str
+
+
+def _requests(scenario: Scenario) -> list[tuple[int, int, float, bool]]:
+    rng = random.Random(scenario.seed)
+    planned = []
+    for buyer, arrives in enumerate(scenario.arrivals()):
+        for request in range(scenario.requests_per_buyer):
+            planned.append((buyer, request, arrives, False))
+            if rng.random() < scenario.duplicate_share:
+                planned.append((buyer, request, arrives, True))
+    return planned
+
+
+def _body(scenario: Scenario, buyer: int, request: int) -> dict[str, object]:
+    mix = scenario.mix
+    seats = random.Random(f"{scenario.seed}:{buyer}:{request}").random() < mix.seats_share
+    section = mix.seat_section if seats else mix.section
+    return {"buyer_id": f"b{buyer}", "section": section, "quantity": mix.quantity}
+
+
+async def _play(
+    plan: _Plan, counters: Counters
+) -> tuple[list[RequestRecord], list[tuple[float, float]]]:
+    scenario = plan.scenario
+    connector = aiohttp.TCPConnector(limit=scenario.connections, force_close=False)
+    timeout = aiohttp.ClientTimeout(total=scenario.timeout_s)
+    loop_start = time.perf_counter() + (plan.start_at - time.time())
+    records: list[RequestRecord] = []
+    remaining: list[tuple[float, float]] = []
+
+    def now() -> float:
+        return time.perf_counter() - loop_start
+
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+        buyer = _Buyer(session, plan, now, counters)
+        watcher = asyncio.create_task(_watch_remaining(session, plan, now, remaining))
+        tasks = []
+        for index, (who, request, arrives, duplicate) in enumerate(plan.requests):
+            delay = arrives - now()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            record = RequestRecord(who, request, duplicate)
+            records.append(record)
+            tasks.append(asyncio.create_task(buyer.buy(record)))
+            if index % 2000 == 1999:  # keep finished tasks from piling up
+                tasks = [t for t in tasks if not t.done()]
+        await asyncio.gather(*tasks)
+        watcher.cancel()
+        await asyncio.gather(watcher, return_exceptions=True)
+    return records, remaining
+
+
+async def _watch_remaining(
+    session: aiohttp.ClientSession,
+    plan: _Plan,
+    now: Callable[[], float],
+    remaining: list[tuple[float, float]],
+) -> None:
+    """Tickets left, once a second, from the public event endpoint (NaN when it fails)."""
+    while True:
+        at = now()
+        try:
+            async with session.get(f"{plan.base_url}/v1/events/{plan.event_id}") as answer:
+                event = orjson.loads(await answer.read()) if answer.status == 200 else None
+            left = float(sum(s["remaining"] for s in event["sections"])) if event else math.nan
+        except (aiohttp.ClientError, TimeoutError, ValueError, KeyError, TypeError):
+            left = math.nan
+        remaining.append((at, left))
+        await asyncio.sleep(max(0.0, 1.0 - (now() - at)))
+
+
+class _Buyer:
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        plan: _Plan,
+        now: Callable[[], float],
+        counters: Counters,
+    ) -> None:
+        self.session, self.plan, self.now, self.counters = session, plan, now, counters
+        self.scenario = plan.scenario
+
+    async def buy(self, record: RequestRecord) -> None:
+        scenario = self.scenario
+        url = f"{self.plan.base_url}/v1/events/{self.plan.event_id}/purchases"
+        body = orjson.dumps(_body(scenario, record.buyer, record.request))
+        headers = {
+            "Content-Type": "application/json",
+            "Idempotency-Key": f"{self.plan.run_id}-{record.buyer}-{record.request}",
+        }
+        rng = random.Random(f"{record.buyer}:{record.request}:{record.duplicate}")
+        for attempt in range(scenario.retry.max_attempts):
+            status, answer, retry_after = await self._post(url, body, headers, record)
+            if _in_flight(status, answer):  # our own duplicate is being admitted: ask again
+                await asyncio.sleep(rng.uniform(0.05, 0.2))
+                continue
+            if status in (201, 202, 409) or (400 <= status < 500 and status != 429):
+                await self._settle(record, status, answer)
+                return
+            last_attempt = attempt == scenario.retry.max_attempts - 1
+            if scenario.retry.policy == "none" or last_attempt:
+                break
+            if scenario.retry.policy == "backoff":
+                ceiling = min(scenario.retry.max_delay_s, scenario.retry.base_delay_s * 2**attempt)
+                await asyncio.sleep(max(retry_after, rng.uniform(0, ceiling)))
+        record.outcome = "timeout" if record.attempts[-1].status == TIMEOUT else "error"
+        record.decided_s = self.now()
+        self.counters.decided += 1
+
+    async def _post(
+        self, url: str, body: bytes, headers: dict[str, str], record: RequestRecord
+    ) -> tuple[int, Any, float]:
+        sent = self.now()
+        self.counters.sent += 1
+        retry_after = 0.0
+        answer: Any = None
+        try:
+            async with self.session.post(url, data=body, headers=headers) as response:
+                status = response.status
+                raw = await response.read()
+                retry_after = _seconds(response.headers.get("Retry-After"))
+            answer = orjson.loads(raw) if raw else None
+        except TimeoutError:
+            status = TIMEOUT
+        except (aiohttp.ClientError, OSError):
+            status = CONNECTION_ERROR
+        except orjson.JSONDecodeError:
+            answer = None
+        record.attempts.append(Attempt(sent, self.now() - sent, status))
+        if status > 0:
+            self.counters.answered += 1
+        return status, answer, retry_after
+
+    async def _settle(self, record: RequestRecord, status: int, answer: Any) -> None:
+        """Record the final outcome, waiting for it after a `202` still queued."""
+        if status == 202 and isinstance(answer, dict):
+            record.purchase_id = answer.get("purchase_id")
+            # queued: wait for the decision; confirmed (a replayed key): fetch its order
+            if answer.get("status") != "rejected" and self.scenario.wait != "none":
+                answer = await self._wait(record.purchase_id)
+            self._final(record, answer)
+        elif status == 201 and isinstance(answer, dict):
+            record.purchase_id = answer.get("purchase_id")
+            self._final(record, answer)
+        elif status == 409 and isinstance(answer, dict):
+            code = answer.get("error", {}).get("code", "conflict")
+            record.outcome = f"rejected:{code}"
+        else:
+            record.outcome = f"refused:{status}"
+        record.decided_s = self.now()
+        self.counters.decided += 1
+
+    def _final(self, record: RequestRecord, purchase: Any) -> None:
+        state = purchase.get("status") if isinstance(purchase, dict) else None
+        if state == "confirmed":
+            record.outcome = "confirmed"
+            record.tickets = int((purchase.get("order") or {}).get("quantity", 0))
+        elif state == "rejected":
+            record.outcome = f"rejected:{purchase.get('reason')}"
+        else:
+            record.outcome = "queued"
+
+    async def _wait(self, purchase_id: str | None) -> Any:
+        """The purchase once final, by polling or by its live stream; the last seen if not."""
+        if purchase_id is None:
+            return None
+        url = f"{self.plan.base_url}/v1/purchases/{purchase_id}"
+        deadline = self.now() + WAIT_LIMIT_S
+        last: Any = None
+        while self.now() < deadline:
+            try:
+                if self.scenario.wait == "stream":
+                    last = await self._stream(url + "/stream") or last
+                else:
+                    async with self.session.get(url) as response:
+                        last = orjson.loads(await response.read())
+            except (aiohttp.ClientError, TimeoutError, orjson.JSONDecodeError):
+                pass
+            if isinstance(last, dict) and last.get("status") in FINAL:
+                return last
+            await asyncio.sleep(self.scenario.poll_interval_s)
+        return last
+
+    async def _stream(self, url: str) -> Any:
+        """Read Server-Sent Events until a final status (or the stream ends)."""
+        last: Any = None
+        timeout = aiohttp.ClientTimeout(total=WAIT_LIMIT_S, sock_read=30)
+        async with self.session.get(url, timeout=timeout) as response:
+            async for line in response.content:
+                if line.startswith(b"data:"):
+                    last = orjson.loads(line[5:].strip())
+                    if last.get("status") in FINAL:
+                        return last
+        return last
+
+
+WAIT_LIMIT_S = 300.0  # a buyer waits at most this long for a decision after a 202
+
+
+def _in_flight(status: int, answer: Any) -> bool:
+    if status != 409 or not isinstance(answer, dict):
+        return False
+    return bool(answer.get("error", {}).get("code") == "idempotency_key_in_flight")
+
+
+def _seconds(value: str | None) -> float:
+    try:
+        return max(0.0, float(value)) if value else 0.0
+    except ValueError:
+        return 0.0
+
+
+# --------------------------------------------------------------------------- processes
+
+
+def _play_in_process(plan: _Plan) -> tuple[list[RequestRecord], list[tuple[float, float]], float]:
+    """A client process's whole life: play its share, return records and its CPU time."""
+    started = resource.getrusage(resource.RUSAGE_SELF)
+    records, remaining = asyncio.run(_play(plan, Counters()))
+    used = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = (used.ru_utime - started.ru_utime) + (used.ru_stime - started.ru_stime)
+    return records, remaining, cpu
+
+
+def run_load(
+    base_url: str,
+    event_id: str,
+    scenario: Scenario,
+    progress: Callable[[Counters, int], None] | None = None,
+) -> LoadResult:
+    """Play `scenario` against the deployment at `base_url` for `event_id`.
+
+    With `scenario.processes > 1` the requests are dealt round-robin to that many client
+    processes that share one start time. `progress(counters, total)` is called about ten
+    times a second from this process while the load runs (single process only).
+    """
+    requests = _requests(scenario)
+    run_id = uuid.uuid4().hex[:8]
+    start_at = time.time() + 0.5 * scenario.processes  # room for the processes to start
+    plans = [
+        _Plan(base_url, event_id, scenario, requests[k :: scenario.processes], start_at, run_id)
+        for k in range(scenario.processes)
+    ]
+    wall_started = time.perf_counter()
+    if scenario.processes == 1:
+        records, remaining, cpu = _run_here(plans[0], progress, len(requests))
+        cpus = [cpu]
+    else:
+        context = multiprocessing.get_context("spawn")
+        with context.Pool(scenario.processes) as pool:
+            parts = pool.map(_play_in_process, plans)
+        records = [r for part in parts for r in part[0]]
+        remaining = parts[0][1]
+        cpus = [part[2] for part in parts]
+    wall = time.perf_counter() - wall_started
+    records.sort(key=lambda r: (r.first_sent_s, r.buyer, r.request))
+    return LoadResult(scenario, records, remaining, wall, cpus)
+
+
+def _run_here(
+    plan: _Plan, progress: Callable[[Counters, int], None] | None, total: int
+) -> tuple[list[RequestRecord], list[tuple[float, float]], float]:
+    counters = Counters()
+    started = resource.getrusage(resource.RUSAGE_SELF)
+
+    async def main() -> tuple[list[RequestRecord], list[tuple[float, float]]]:
+        play = asyncio.create_task(_play(plan, counters))
+        while progress is not None and not play.done():
+            progress(counters, total)
+            await asyncio.sleep(0.1)
+        result = await play
+        if progress is not None:
+            progress(counters, total)
+        return result
+
+    records, remaining = asyncio.run(main())
+    used = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = (used.ru_utime - started.ru_utime) + (used.ru_stime - started.ru_stime)
+    return records, remaining, cpu
+
+
+def outcomes(records: Sequence[RequestRecord]) -> Counter[str]:
+    return Counter(r.outcome for r in records)
