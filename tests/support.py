@@ -15,6 +15,7 @@ from pathlib import Path
 from types import TracebackType
 
 import httpx
+import pytest
 
 from eventpro.loadtest.process import free_port, served
 
@@ -219,3 +220,29 @@ def all_orders(server: ServerProcess, event_id: str) -> list[dict[str, object]]:
         cursor = page["next_cursor"]
         if cursor is None:
             return orders
+
+
+CHROMIUM = os.environ.get("EVENTPRO_CHROMIUM", "/usr/bin/chromium")
+NEEDS_CHROMIUM = pytest.mark.skipif(
+    not shutil.which(CHROMIUM) and os.environ.get("CI") != "true",
+    reason="no Chromium (apt install chromium)",
+)
+
+
+def open_in_chromium(page_path: Path) -> tuple[int, list[int], list[str]]:
+    """Open a page in headless Chromium: (table rows, widths of its images, errors)."""
+    from playwright.sync_api import sync_playwright
+
+    errors: list[str] = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
+        try:
+            page = browser.new_page()
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(page_path.as_uri())
+            rows = page.locator("tbody tr").count()
+            widths = page.eval_on_selector_all("img", "els => els.map(e => e.naturalWidth)")
+        finally:
+            browser.close()
+    return rows, list(widths), errors

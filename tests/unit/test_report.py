@@ -3,15 +3,10 @@
 from __future__ import annotations
 
 import math
-import os
-import shutil
 from pathlib import Path
 
-import pytest
-
 from eventpro.loadtest.report import Ceiling, StrategyRun, write_report
-
-CHROMIUM = os.environ.get("EVENTPRO_CHROMIUM", "/usr/bin/chromium")
+from tests.support import NEEDS_CHROMIUM, open_in_chromium
 
 
 def _runs() -> list[StrategyRun]:
@@ -50,25 +45,10 @@ def test_report_writes_plots_and_a_self_contained_page(tmp_path: Path) -> None:
     assert ">75%<" in html  # queued: 300 requests/s of a 400 requests/s ceiling
 
 
-@pytest.mark.skipif(
-    not shutil.which(CHROMIUM) and os.environ.get("CI") != "true",
-    reason="no Chromium (apt install chromium)",
-)
+@NEEDS_CHROMIUM
 def test_report_page_opens_in_headless_chromium_without_errors(tmp_path: Path) -> None:
-    from playwright.sync_api import sync_playwright
-
     page_path = write_report(_runs(), Ceiling("bare", 400.0), tmp_path, "Replay", "cmd")
-    errors: list[str] = []
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
-        try:
-            page = browser.new_page()
-            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            page.goto(page_path.as_uri())
-            assert page.locator("tbody tr").count() == 4
-            widths = page.eval_on_selector_all("img", "els => els.map(e => e.naturalWidth)")
-            assert len(widths) == 4 and all(w > 0 for w in widths)  # every plot decoded
-        finally:
-            browser.close()
+    rows, widths, errors = open_in_chromium(page_path)
+    assert rows == 4
+    assert len(widths) == 4 and all(w > 0 for w in widths)  # every plot decoded
     assert errors == []

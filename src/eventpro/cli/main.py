@@ -16,6 +16,7 @@ from eventpro.cli import audit as audit_commands
 from eventpro.cli import dlq as dlq_commands
 from eventpro.cli import events as event_commands
 from eventpro.cli import loadtest as loadtest_commands
+from eventpro.cli import replay as replay_commands
 from eventpro.cli import serve as serve_commands
 from eventpro.cli.bench import bench
 from eventpro.cli.demo import demo
@@ -48,6 +49,7 @@ event_commands.register(app)
 dlq_commands.register(app)
 audit_commands.register(app)
 loadtest_commands.register(app)
+replay_commands.register(app)
 app.command()(demo)
 app.command()(bench)
 

@@ -1,0 +1,291 @@
+"""`eventpro replay`: the incident's load against each strategy in turn, on one backend.
+
+Each strategy gets a fresh database (a SQLite file, or a PostgreSQL schema and a Redis
+key prefix), its own `eventpro serve --strategy S` process and the same event; the load
+generator plays the same scenario against it. Afterwards the stored data is audited
+(the same `audit_event` as `eventpro audit`), so the invariants a strategy broke come
+from the database, never from what the client believes. The machine's ceiling (a bare
+Starlette endpoint, closed loop, the same connections) is measured in the same run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import secrets
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+from prometheus_client.parser import text_string_to_metric_families
+
+from eventpro.adapters import open_queue, open_store
+from eventpro.loadtest.client import Shot, closed_loop, create_event, get_json
+from eventpro.loadtest.process import free_port, peak_rss_mib, served, uvicorn_args
+from eventpro.loadtest.report import Ceiling, StrategyRun, write_report
+from eventpro.loadtest.run import Counters, LoadResult, run_load
+from eventpro.loadtest.scenario import Scenario
+from eventpro.ports import Strategy
+from eventpro.services.audit import AuditReport, audit_event, pages
+
+Progress = Callable[[Counters, int], None]
+SETTLE_TIMEOUT = 300.0  # seconds the queue may take to decide its backlog after the load
+
+
+@dataclass(frozen=True)
+class Backend:
+    """Where a strategy's data lives: one fresh scope per strategy, removed at the end."""
+
+    name: str  # "sqlite" or "postgres"
+    workdir: Path
+    postgres_url: str = ""
+    redis_url: str = ""
+
+    @contextlib.contextmanager
+    def urls(self, strategy: Strategy) -> Iterator[tuple[str, str]]:
+        """(database URL, queue URL) for one strategy's run; the scope is dropped after."""
+        if self.name == "sqlite":
+            url = f"sqlite:///{self.workdir / f'{strategy}.db'}"
+            yield url, url if strategy is Strategy.QUEUED else "memory://"
+            return
+        from eventpro.cli.bench_cluster import clean_up, cluster_urls
+
+        store, queue, scope = cluster_urls(self.postgres_url, self.redis_url)
+        try:
+            yield store, queue if strategy is Strategy.QUEUED else "memory://"
+        finally:
+            clean_up(self.postgres_url, self.redis_url, scope)
+
+
+@dataclass(frozen=True)
+class ReplayPlan:
+    backend: Backend
+    strategies: Sequence[Strategy]
+    scenario: Scenario
+    tickets: int
+    pool_size: int = 150
+    workers: int = 2  # in-process worker loops of the queued strategy
+    ceiling_s: float = 5.0  # seconds of the closed loop that measures the ceiling
+
+
+def replay(
+    plan: ReplayPlan,
+    out: Path,
+    command: str,
+    say: Callable[[str], None] = print,
+    progress: Progress | None = None,
+) -> tuple[list[StrategyRun], Ceiling, Path]:
+    """Run every strategy of the plan, then the ceiling; write the report into `out`."""
+    out.mkdir(parents=True, exist_ok=True)
+    runs = []
+    for strategy in plan.strategies:
+        say(f"replay: {strategy} on {plan.backend.name}")
+        runs.append(run_strategy(plan, strategy, out, progress))
+    say("replay: the ceiling (a bare Starlette endpoint)")
+    ceiling = measure_ceiling(plan.scenario.connections, out, plan.ceiling_s)
+    scenario = plan.scenario
+    title = (
+        f"Flash-sale replay: {scenario.buyers:,} buyers for {plan.tickets:,} tickets"
+        f" on {plan.backend.name}"
+    )
+    page = write_report(runs, ceiling, out, title, command)
+    (out / "replay.json").write_bytes(
+        orjson.dumps(
+            {
+                "title": title,
+                "command": command,
+                "ceiling": {"description": ceiling.description, "rate": ceiling.requests_per_s},
+                "runs": [
+                    {"strategy": r.strategy, "summary": r.summary, "broken": r.broken} for r in runs
+                ],
+            },
+            option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY,
+        )
+    )
+    return runs, ceiling, page
+
+
+def run_strategy(
+    plan: ReplayPlan, strategy: Strategy, out: Path, progress: Progress | None
+) -> StrategyRun:
+    """One strategy: serve it on fresh data, play the scenario, audit what was stored."""
+    token = secrets.token_urlsafe(24)
+    with plan.backend.urls(strategy) as (database_url, queue_url):
+        env = {
+            "EVENTPRO_DATABASE_URL": database_url,
+            "EVENTPRO_QUEUE_URL": queue_url,
+            "EVENTPRO_ADMIN_TOKEN": token,
+            "EVENTPRO_STRATEGY": strategy.value,
+            "EVENTPRO_POOL_SIZE": str(plan.pool_size),
+            "EVENTPRO_WORKERS": str(plan.workers if strategy is Strategy.QUEUED else 0),
+        }
+        env = {**_inherited_env(), **env}
+        port = free_port()
+        base = f"http://127.0.0.1:{port}"
+        args = ["eventpro", "serve", "--port", str(port)]
+        with served(args, env, f"{base}/healthz", out / f"server-{strategy}.log") as server:
+            event_id = create_event(base, token, _event_body(plan.tickets))
+            load = run_load(base, event_id, plan.scenario, progress=progress)
+            if strategy is Strategy.QUEUED:
+                _wait_settled(base, event_id)
+            metrics = _metrics(base)
+            remaining = _remaining(base, event_id)
+            rss = peak_rss_mib(server.pid)
+        (out / f"load-{strategy}.json").write_bytes(orjson.dumps(load.to_json()))
+        report, seats_twice = _audit(database_url, queue_url, event_id, strategy)
+    return _strategy_run(strategy, plan, load, report, seats_twice, metrics, remaining, rss, out)
+
+
+def _strategy_run(
+    strategy: Strategy,
+    plan: ReplayPlan,
+    load: LoadResult,
+    report: AuditReport,
+    seats_twice: int,
+    metrics: dict[str, float],
+    remaining: int,
+    rss: float,
+    out: Path,
+) -> StrategyRun:
+    numbers = load.summary()
+    sold = int(report.counts.get("tickets_sold", 0))
+    refused = int(numbers.get("rejected", 0)) + int(numbers.get("errors", 0))
+    summary: dict[str, float | int | str] = {
+        "oversold tickets": max(0, sold - plan.tickets),
+        "seats sold twice": seats_twice,
+        "tickets sold": sold,
+        "5xx": int(numbers.get("5xx", 0)),
+        "timeouts": int(numbers.get("timeouts", 0)) + int(numbers.get("connection_errors", 0)),
+        "pool waits": int(metrics.get("eventpro_pool_waited", 0)),
+        "p50 answer ms": float(numbers.get("p50_first_answer_ms", math.nan)),
+        "p99 answer ms": float(numbers.get("p99_first_answer_ms", math.nan)),
+        "p50 decision ms": float(numbers.get("p50_decision_ms", math.nan)),
+        "p99 decision ms": float(numbers.get("p99_decision_ms", math.nan)),
+        "sold out after s": float(numbers.get("sold_out_after_s", math.nan)),
+        "FCFS violations": _fcfs_violations(load),
+        "unsold while demand remained": remaining if refused else 0,
+        "offered req/s": float(numbers.get("offered_per_s", 0.0)),
+        "requests/s": float(numbers.get("answered_per_s", 0.0)),
+        "server peak RSS MiB": round(rss, 1),
+    }
+    broken = [f"{c.number} {c.name}" for c in report.checks if c.applies and not c.ok]
+    return StrategyRun(
+        strategy=strategy.value,
+        backend=plan.backend.name,
+        summary=summary,
+        broken=broken,
+        series=load.series(),
+    )
+
+
+def _fcfs_violations(load: LoadResult) -> int:
+    """Buyers refused as sold out who first asked before a buyer who got tickets.
+
+    Seen from the client: a refused buyer whose first request left more than
+    `FCFS_SLACK` seconds before the last winner's first request was passed over.
+    """
+    firsts = load.first_sends()
+    winners = [t for t, outcome in firsts if outcome == "confirmed"]
+    if not winners:
+        return 0
+    last_winner = max(winners)
+    return sum(
+        1
+        for t, outcome in firsts
+        if outcome == "rejected:sold_out" and t < last_winner - FCFS_SLACK
+    )
+
+
+FCFS_SLACK = 0.1  # seconds: requests sent this close together may reach the server in any order
+
+
+def measure_ceiling(connections: int, out: Path, duration: float = 5.0) -> Ceiling:
+    """A bare Starlette `POST /hello` under a closed loop of `connections` connections."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    args = uvicorn_args("eventpro.loadtest.baseline:app", port)
+    with served(args, _inherited_env(), f"{base}/healthz", out / "server-ceiling.log"):
+        shots = [
+            Shot("/hello", {"buyer_id": f"b{i}", "section": "Floor", "quantity": 1})
+            for i in range(2_000_000)
+        ]
+        started = time.perf_counter()
+        answers = asyncio.run(closed_loop(base, shots, connections, duration=duration))
+        elapsed = time.perf_counter() - started
+    rate = sum(1 for a in answers if 200 <= a.status < 300) / elapsed
+    return Ceiling(
+        f"a bare Starlette endpoint (uvicorn, uvloop, httptools), {connections} connections,"
+        f" closed loop for {duration:.0f} s",
+        rate,
+    )
+
+
+def _event_body(tickets: int) -> dict[str, Any]:
+    return {
+        "name": "The incident, replayed",
+        "venue": "Arena",
+        "starts_at": "2030-06-01T20:00:00Z",
+        "per_buyer_limit": 4,
+        "sections": [{"name": "Floor", "capacity": tickets, "price_cents": 9_000}],
+    }
+
+
+def _wait_settled(base: str, event_id: str) -> None:
+    deadline = time.monotonic() + SETTLE_TIMEOUT
+    while time.monotonic() < deadline:
+        event = get_json(f"{base}/v1/events/{event_id}")
+        if isinstance(event, dict) and event["queue"]["depth"] == 0:
+            return
+        time.sleep(0.2)
+    raise RuntimeError(f"the queue did not settle within {SETTLE_TIMEOUT:.0f} s")
+
+
+def _remaining(base: str, event_id: str) -> int:
+    event = get_json(f"{base}/v1/events/{event_id}")
+    assert isinstance(event, dict)
+    return sum(int(section["remaining"]) for section in event["sections"])
+
+
+def _metrics(base: str) -> dict[str, float]:
+    """The server's unlabelled Prometheus samples (the pool counters among them)."""
+    import urllib.request
+
+    with urllib.request.urlopen(f"{base}/metrics", timeout=10) as answer:
+        text = answer.read().decode()
+    return {
+        sample.name: sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if not sample.labels
+    }
+
+
+def _audit(
+    database_url: str, queue_url: str, event_id: str, strategy: Strategy
+) -> tuple[AuditReport, int]:
+    """The audit of the stored sale, and how many seats are in more than one order."""
+    store, queue = open_store(database_url), open_queue(queue_url)
+    try:
+        synchronous = strategy is not Strategy.QUEUED
+        report = audit_event(store, queue, event_id, synchronous=synchronous)
+        assert report is not None, f"the event {event_id} is gone"
+        seats = Counter(
+            label
+            for order in pages(lambda c: store.list_orders(event_id, 1000, c))
+            for label in order.seats
+        )
+    finally:
+        queue.close()
+        store.close()
+    return report, sum(1 for n in seats.values() if n > 1)
+
+
+def _inherited_env() -> dict[str, str]:
+    import os
+
+    return {k: v for k, v in os.environ.items() if not k.startswith("EVENTPRO_")}
