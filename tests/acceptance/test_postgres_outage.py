@@ -19,17 +19,14 @@ import contextlib
 import os
 import secrets
 import signal
-import subprocess
-import sys
 import time
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 import redis
 
+from eventpro.loadtest.process import worker_process
 from tests.support import (
     ServerProcess,
     ThrowawayPostgres,
@@ -90,7 +87,7 @@ def test_postgres_stopped_for_ten_seconds_mid_sale(tmp_path) -> None:
                 answers: list[tuple[float, int]] = []
 
                 async def sale() -> tuple[list[str], float, float]:
-                    connected = stack.enter_context(_worker(env, connected_log))
+                    connected = stack.enter_context(worker_process(env, connected_log))
                     wait_until(lambda: b"deciding batches" in connected_log.read_bytes(), 30)
                     connected.send_signal(signal.SIGSTOP)  # the line builds up
                     buyers = []
@@ -103,7 +100,7 @@ def test_postgres_stopped_for_ten_seconds_mid_sale(tmp_path) -> None:
                             await asyncio.to_thread(postgres.stop)
                             stopped = time.monotonic()
                             connected.send_signal(signal.SIGCONT)
-                            stack.enter_context(_worker(env, late_log))
+                            stack.enter_context(worker_process(env, late_log))
                         if b == 60 + int(OUTAGE_S / 0.028):
                             await asyncio.to_thread(postgres.start)
                             started = time.monotonic()
@@ -129,21 +126,6 @@ def test_postgres_stopped_for_ten_seconds_mid_sale(tmp_path) -> None:
         with redis.Redis.from_url(REDIS_URL) as client:
             for key in client.scan_iter(match=f"{prefix}:*", count=1000):
                 client.delete(key)
-
-
-@contextlib.contextmanager
-def _worker(env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """A standalone `eventpro worker` process, its log in `log`, stopped with SIGTERM."""
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "eventpro", "worker"], env=env, stdout=out, stderr=out
-        )
-        try:
-            yield process
-        finally:
-            process.send_signal(signal.SIGCONT)  # a frozen process cannot act on SIGTERM
-            process.terminate()
-            process.wait(timeout=30)
 
 
 def _depth(server: ServerProcess, event_id: str) -> int:

@@ -69,6 +69,26 @@ def served(
             out.close()  # type: ignore[union-attr]
 
 
+@contextlib.contextmanager
+def worker_process(
+    env: dict[str, str], log: Path, concurrency: int = 1
+) -> Iterator[subprocess.Popen[bytes]]:
+    """A standalone `eventpro worker` process logging to `log`, stopped with SIGTERM."""
+    with log.open("wb") as out:
+        args = [sys.executable, "-m", "eventpro", "worker", "--concurrency", str(concurrency)]
+        process = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            yield process
+        finally:
+            process.send_signal(signal.SIGCONT)  # a stopped process cannot act on SIGTERM
+            process.terminate()
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(5)
+
+
 def uvicorn_args(app: str, port: int) -> list[str]:
     """The way every server of a benchmark is run: uvicorn, uvloop, httptools, no access log."""
     return [

@@ -26,7 +26,13 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from eventpro.adapters import open_queue, open_store
 from eventpro.loadtest.client import Shot, closed_loop, create_event, get_json
-from eventpro.loadtest.process import free_port, peak_rss_mib, served, uvicorn_args
+from eventpro.loadtest.process import (
+    free_port,
+    peak_rss_mib,
+    served,
+    uvicorn_args,
+    worker_process,
+)
 from eventpro.loadtest.report import Ceiling, StrategyRun, write_report
 from eventpro.loadtest.run import Counters, LoadResult, run_load
 from eventpro.loadtest.scenario import Scenario
@@ -69,7 +75,7 @@ class ReplayPlan:
     scenario: Scenario
     tickets: int
     pool_size: int = 150
-    workers: int = 2  # in-process worker loops of the queued strategy
+    workers: int = 1  # worker loops of the queued strategy's worker process
     ceiling_s: float = 5.0  # seconds of the closed loop that measures the ceiling
 
 
@@ -122,13 +128,18 @@ def run_strategy(
             "EVENTPRO_ADMIN_TOKEN": token,
             "EVENTPRO_STRATEGY": strategy.value,
             "EVENTPRO_POOL_SIZE": str(plan.pool_size),
-            "EVENTPRO_WORKERS": str(plan.workers if strategy is Strategy.QUEUED else 0),
+            "EVENTPRO_WORKERS": "0",  # the queued strategy's workers run as their own process
         }
         env = {**_inherited_env(), **env}
         port = free_port()
         base = f"http://127.0.0.1:{port}"
         args = ["eventpro", "serve", "--port", str(port)]
-        with served(args, env, f"{base}/healthz", out / f"server-{strategy}.log") as server:
+        with contextlib.ExitStack() as processes:
+            log = out / f"server-{strategy}.log"
+            server = processes.enter_context(served(args, env, f"{base}/healthz", log))
+            if strategy is Strategy.QUEUED:
+                log = out / f"worker-{strategy}.log"
+                processes.enter_context(worker_process(env, log, plan.workers))
             event_id = create_event(base, token, _event_body(plan.tickets))
             load = run_load(base, event_id, plan.scenario, progress=progress)
             if strategy is Strategy.QUEUED:

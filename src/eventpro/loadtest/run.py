@@ -367,6 +367,7 @@ class _Buyer:
         url = f"{self.plan.base_url}/v1/purchases/{purchase_id}"
         deadline = self.now() + WAIT_LIMIT_S
         last: Any = None
+        pace = 0.0
         while self.now() < deadline:
             try:
                 if self.scenario.wait == "stream":
@@ -374,11 +375,14 @@ class _Buyer:
                 else:
                     async with self.session.get(url) as response:
                         last = orjson.loads(await response.read())
+                        pace = _seconds(response.headers.get("Retry-After"))
             except (aiohttp.ClientError, TimeoutError, orjson.JSONDecodeError):
                 pass
             if isinstance(last, dict) and last.get("status") in FINAL:
                 return last
-            await asyncio.sleep(self.scenario.poll_interval_s)
+            # the server's pace when it gives one, with jitter so polls do not synchronise
+            interval = max(self.scenario.poll_interval_s, pace)
+            await asyncio.sleep(interval * random.uniform(0.8, 1.2))
         return last
 
     async def _stream(self, url: str) -> Any:

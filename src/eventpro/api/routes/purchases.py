@@ -149,8 +149,25 @@ async def purchase_answer(container: ContainerDep, purchase_id: str) -> Purchase
 
 @router.get("/v1/purchases/{purchase_id}", response_model=PurchaseOut, responses=errors(404))
 async def get_purchase(purchase_id: str, container: ContainerDep) -> Response:
-    """Where a purchase stands: queued (with `ahead`), confirmed, rejected or failed."""
-    return json_response(purchase_json(await purchase_answer(container, purchase_id)))
+    """Where a purchase stands: queued (with `ahead`), confirmed, rejected or failed.
+
+    A queued answer says in `Retry-After` when asking again is worth it, so that tens of
+    thousands of waiting buyers polling do not crowd out the sale they wait for.
+    """
+    view = await purchase_answer(container, purchase_id)
+    headers = None
+    if not view.purchase.status.is_final:
+        headers = {"Retry-After": str(poll_after(view.ahead))}
+    return json_response(purchase_json(view), headers=headers)
+
+
+POLL_RATE = 2_000  # decisions per second assumed when pacing polls: a low, safe estimate
+MAX_POLL_AFTER = 10  # seconds: never tell a buyer to wait longer than this
+
+
+def poll_after(ahead: int) -> int:
+    """Seconds before a queued purchase's next poll: 1, plus one per POLL_RATE ahead."""
+    return min(MAX_POLL_AFTER, 1 + ahead // POLL_RATE)
 
 
 @router.get("/v1/orders/{order_id}", response_model=OrderOut, responses=errors(404))
