@@ -16,10 +16,13 @@ help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
 # The venv is rebuilt from the lockfile whenever the lockfile or pyproject changes.
+# --no-deps: the lockfile is complete, so pip must not resolve; pip 23's resolver would
+# take a newer release for an extra (pytest-cov's coverage[toml]) and refuse its hash.
 $(STAMP): requirements.lock pyproject.toml
 	rm -rf $(VENV)
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check --require-hashes -r requirements.lock
+	$(BIN)/pip install --quiet --disable-pip-version-check --require-hashes --no-deps -r requirements.lock
+	$(BIN)/pip check --disable-pip-version-check
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e ".[postgres,redis,replay]"
 	touch $(STAMP)
 
