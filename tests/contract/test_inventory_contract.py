@@ -62,6 +62,21 @@ def test_decide_twice_takes_stock_once(backend) -> None:
     assert len(all_orders(store, event.id)) == 1
 
 
+def test_a_redelivered_batch_takes_stock_only_for_its_new_purchases(backend) -> None:
+    store, queue = backend
+    event = new_event(store, capacity=10)
+    decided, *new = _queued(
+        queue, admission(event, "a", 2), admission(event, "b", 1), admission(event, "c", 2)
+    )
+    first = store.decide([decided], NOW).decisions[0]
+    batch = store.decide([decided, *new], NOW).decisions
+    assert batch[0] == first
+    assert [d.status for d in batch[1:]] == [PurchaseStatus.CONFIRMED] * 2
+    assert store.get_inventory(event.id).remaining["Floor"] == 5
+    assert len(all_orders(store, event.id)) == 3
+    assert_inventory_consistent(store, event)
+
+
 def test_named_seats_are_all_or_nothing(backend) -> None:
     store, queue = backend
     event = new_event(store)

@@ -60,6 +60,8 @@ def test_a_valid_event_passes_and_knows_its_sections() -> None:
         replace(EVENT, sections=(Section("X", 1, 10_000_001),)),
         replace(EVENT, sections=(Section("X", -1, 1),)),
         replace(EVENT, sections=(Section("X", 1, 2, ("S1",)),)),
+        replace(EVENT, sections=(Section("X\x1fY", 1, 1),)),
+        replace(EVENT, sections=(Section("X", 1, 1, ("S\n1",)),)),
     ],
 )
 def test_invalid_events_are_refused(broken: Event) -> None:

@@ -51,6 +51,12 @@ def validate_event(event: Event) -> Event:
 
 
 def _validate_section(section: Section) -> None:
+    # Names and labels are shown to buyers and printed on tickets: no control characters.
+    if not section.name.isprintable() or not all(label.isprintable() for label in section.seats):
+        raise InvalidEvent(
+            f"section {section.name!r}: names and seat labels must be printable",
+            field="sections",
+        )
     if section.seats and section.capacity != len(section.seats):
         raise InvalidEvent(
             f"section {section.name!r}: a reserved section's capacity is its seat count",

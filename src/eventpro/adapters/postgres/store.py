@@ -1,8 +1,9 @@
 """`PostgresInventoryStore`: the system of record on PostgreSQL.
 
 A batch of decisions is one transaction and one round trip: `eventpro_decide` (a
-PL/pgSQL function, see migrations/0002) takes stock with conditional writes in the
-batch's order. Seats are sold under their primary key and a conditional update.
+PL/pgSQL function, see migrations/0004) takes stock with conditional writes in the
+batch's order. Seats are sold under their primary key and a conditional update. A
+confirmed decision is its order (unique by purchase); a rejection has its own row.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from psycopg.types.json import Jsonb
 
 from eventpro.adapters.postgres.database import PostgresDatabase
 from eventpro.adapters.sqlite.rows import decode_cursor, encode_cursor
@@ -27,9 +27,18 @@ from eventpro.domain.model import (
     Reason,
     Section,
 )
-from eventpro.ports import Conflict, IdSource, InventoryStore, Page
+from eventpro.ports import Conflict, IdSource, InventoryStore, Page, StoreError
 
 EVENT_COLUMNS = "id, name, venue, starts_at, sale_opens_at, per_buyer_limit, created_at, paused"
+# Columns travel as text joined by US (0x1f), split by the server's string_to_array:
+# psycopg dumps a Python list element by element, which cost more than deciding.
+SEPARATOR = "\x1f"
+DECIDE = (
+    "SELECT * FROM eventpro_decide("
+    + ", ".join(["string_to_array(%s, E'\\x1f')"] * 4)
+    + ", string_to_array(%s, E'\\x1f')::integer[], string_to_array(%s, E'\\x1f')::bigint[]"
+    + ", string_to_array(%s, E'\\x1f'), %s::jsonb, %s)"
+)
 ORDER_COLUMNS = (
     "seq, id, event_id, buyer_id, purchase_id, section, seats, quantity, amount_cents, created_at"
 )
@@ -133,34 +142,34 @@ class PostgresInventoryStore(InventoryStore):
     def decide(self, purchases: Sequence[Purchase], now: datetime) -> DecidedBatch:
         if not purchases:
             return DecidedBatch([])
-        batch = [self._as_json(p) for p in purchases]
+        order_ids = self._ids.many("ord", len(purchases))
+        requests = [p.request for p in purchases]
+        columns = [
+            [p.id for p in purchases],
+            [p.event_id for p in purchases],
+            [r.buyer_id for r in requests],
+            [r.section for r in requests],
+            [str(r.quantity) for r in requests],
+            [str(r.amount_cents) for r in requests],
+            order_ids,
+        ]
+        seats = orjson.dumps([r.seats for r in requests]).decode()
         touched = sorted({(p.event_id, p.request.section) for p in purchases})
         with self.db.transaction() as conn, conn.pipeline():  # both in one round trip
-            decided = conn.execute(
-                "SELECT * FROM eventpro_decide(%s, %s)", (Jsonb(batch, orjson.dumps), now)
-            )
+            decided = conn.execute(DECIDE, (*map(_joined, columns), seats, now))
             emptied_now = conn.execute(
                 "SELECT name FROM sections WHERE remaining = 0"
                 " AND (event_id, name) IN (SELECT * FROM unnest(%s::text[], %s::text[]))",
                 ([e for e, _ in touched], [s for _, s in touched]),
             )
             rows, emptied = decided.fetchall(), emptied_now.fetchall()
-        by_id = {p.id: p for p in purchases}
-        decisions = [self._decision(by_id[row[0]], row) for row in rows]
+        # A purchase without a row was confirmed as sent: its order id, no seats, now.
+        told = {row[0]: row for row in rows}
+        decisions = [
+            self._decision(p, told.get(p.id) or (p.id, "confirmed", None, o, (), now))
+            for p, o in zip(purchases, order_ids, strict=True)
+        ]
         return DecidedBatch(decisions, {row[0] for row in emptied})
-
-    def _as_json(self, p: Purchase) -> dict[str, Any]:
-        r = p.request
-        return {
-            "purchase_id": p.id,
-            "event_id": p.event_id,
-            "buyer_id": r.buyer_id,
-            "section": r.section,
-            "quantity": r.quantity,
-            "seats": list(r.seats),
-            "amount_cents": r.amount_cents,
-            "order_id": self._ids.new("ord"),
-        }
 
     @staticmethod
     def _decision(purchase: Purchase, row: tuple[Any, ...]) -> Decision:
@@ -207,6 +216,14 @@ class PostgresInventoryStore(InventoryStore):
 
     def close(self) -> None:
         self.db.close()
+
+
+def _joined(values: list[str]) -> str:
+    """One column of a batch as text; a value holding the separator would shift the rest."""
+    text = SEPARATOR.join(values)
+    if text.count(SEPARATOR) != len(values) - 1:
+        raise StoreError("a purchase field holds the control character U+001F")
+    return text
 
 
 def _order(row: tuple[Any, ...]) -> Order:
