@@ -125,11 +125,13 @@ class Admitted:
 
 @dataclass(frozen=True, slots=True)
 class Delivery:
-    """A leased purchase request. `attempt` is 1 on the first delivery."""
+    """A leased purchase request. `attempt` is 1 on the first delivery; `receipt` is the
+    adapter's own handle of this delivery (a Redis stream entry id), if it has one."""
 
     purchase: Purchase
     attempt: int
     lease_id: str
+    receipt: str = ""
 
 
 @dataclass(frozen=True, slots=True)

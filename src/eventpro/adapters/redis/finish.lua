@@ -1,72 +1,80 @@
 -- Complete (decisions) or fail (an error) leased requests, then end the event lease once
--- none of its requests is left. Each request changes at most once: it must still be in line.
--- A decided request is acknowledged and deleted from the event's stream; a dead one is
+-- its holder has accounted for every request it leased. Each request changes at most
+-- once: it must still be in line (`P:line:E`, one ZMSCORE for the whole batch).
+-- A decided request is acknowledged and trimmed from the event's stream; a dead one is
 -- moved to the dead-letter stream `P:dlq`; a failed one that may be retried stays pending
 -- in the consumer group, where the next lease of the event reclaims it.
--- ARGV: prefix, event id, JSON list of {id, status, reason, order_id, dead,
---       error, failed_at}; status "failed" means a failed delivery (dead: "1" to dead-letter).
-local P, E = ARGV[1], ARGV[2]
+-- ARGV: prefix, event id, lease id, JSON list of {id, entry, buyer, quantity, status,
+--       reason, order_id} or, status "failed", {id, entry, status, error, dead ("1" to
+--       dead-letter), attempts, failed_at}. `entry`, `buyer` and `quantity` are what the
+--       lease delivered (its stream entry id, '' for a redriven request).
+local P, E, lease = ARGV[1], ARGV[2], ARGV[3]
 local line, dead_line = P .. ':line:' .. E, P .. ':deadline:' .. E
 local stream, redriven = P .. ':stream:' .. E, P .. ':redriven:' .. E
 local lease_key = P .. ':lease:' .. E
-local current = redis.call('HGET', lease_key, 'id')
-local done_entries, done_ids, counted = {}, {}, 0
+local items = cjson.decode(ARGV[4])
+local done_entries, done_ids = {}, {}
+
+local function in_chunks(command, key, extra, list)
+  local out = {}
+  for start = 1, #list, 1000 do
+    local chunk = {unpack(list, start, math.min(start + 999, #list))}
+    local got
+    if extra then got = redis.call(command, key, extra, unpack(chunk))
+    else got = redis.call(command, key, unpack(chunk)) end
+    if type(got) == 'table' then
+      for _, value in ipairs(got) do table.insert(out, value) end
+    end
+  end
+  return out
+end
 
 -- The request leaves the line: its stream entry (or its redriven mark) goes with it.
-local function leave(d, entry)
+local function leave(d)
   table.insert(done_ids, d.id)
-  if entry ~= '' then table.insert(done_entries, entry) end
+  if d.entry ~= '' then table.insert(done_entries, d.entry) end
 end
-local function decide(key, d, buyer, quantity)
+local function decide(key, d)
   redis.call('HSET', key, 'status', d.status, 'reason', d.reason, 'order_id', d.order_id)
   if d.status == 'rejected' then
-    redis.call('HINCRBY', P .. ':held:' .. E, buyer, 0 - tonumber(quantity))
-  end
-end
-local function in_chunks(command, key, extra, items)
-  for start = 1, #items, 1000 do
-    local chunk = {unpack(items, start, math.min(start + 999, #items))}
-    if extra then redis.call(command, key, extra, unpack(chunk))
-    else redis.call(command, key, unpack(chunk)) end
+    redis.call('HINCRBY', P .. ':held:' .. E, d.buyer, 0 - tonumber(d.quantity))
   end
 end
 
+local ids = {}
+for i, d in ipairs(items) do ids[i] = d.id end
+local in_line = in_chunks('ZMSCORE', line, nil, ids)
 local changed = {}
-for i, d in ipairs(cjson.decode(ARGV[3])) do
+for i, d in ipairs(items) do
   local key = P .. ':p:' .. d.id
   changed[i] = 0
-  -- status 'queued' <=> in line; 'failed' <=> dead-lettered
-  local state = redis.call('HMGET', key, 'status', 'lease', 'entry', 'position', 'buyer_id',
-    'quantity')
-  if state[1] == 'queued' then
-    -- Count down the event's current lease (a late worker may finish a newer lease's work).
-    if state[2] == current then counted = counted + 1 end
+  if in_line[i] then
     if d.status ~= 'failed' then
-      leave(d, state[3])
-      decide(key, d, state[5], state[6])
+      leave(d)
+      decide(key, d)
       changed[i] = 1
     else
-      redis.call('HSET', key, 'last_error', d.error)
+      redis.call('HSET', key, 'last_error', d.error, 'attempts', d.attempts)
       if d.dead == '1' then
-        leave(d, state[3])
-        redis.call('ZADD', dead_line, state[4], d.id)
+        leave(d)
+        redis.call('ZADD', dead_line, in_line[i], d.id)
         local letter = redis.call('XADD', P .. ':dlq', '*', 'id', d.id, 'event_id', E)
         redis.call('HSET', key, 'status', 'failed', 'failed_at', d.failed_at,
           'dlq_entry', letter)
         changed[i] = 1
       end
     end
-  elseif d.status ~= 'failed' and state[1] == 'failed' then
+  elseif d.status ~= 'failed' and redis.call('ZSCORE', dead_line, d.id) then
     -- decided while dead-lettered (a late worker): complete it all the same
     redis.call('ZREM', dead_line, d.id)
     redis.call('XDEL', P .. ':dlq', redis.call('HGET', key, 'dlq_entry'))
     redis.call('HSET', key, 'dlq_entry', '')
-    decide(key, d, state[5], state[6])
+    decide(key, d)
     changed[i] = 1
   end
 end
 in_chunks('ZREM', line, nil, done_ids)
-in_chunks('ZREM', redriven, nil, done_ids)
+if redis.call('EXISTS', redriven) == 1 then in_chunks('ZREM', redriven, nil, done_ids) end
 in_chunks('XACK', stream, 'workers', done_entries)
 if #done_entries > 0 then
   -- Forget the stream's decided head: entries before the oldest one still pending, or
@@ -81,8 +89,12 @@ if #done_entries > 0 then
   end
   redis.call('XTRIM', stream, 'MINID', floor)
 end
-local left = redis.call('HINCRBY', lease_key, 'left', 0 - counted)  -- (never -0)
-if left <= 0 then
-  redis.call('HSET', lease_key, 'until', 0)
+-- Only the current lease's holder counts down its lease: a late worker whose lease
+-- expired may finish requests of the newer lease, which its holder still accounts for.
+if redis.call('HGET', lease_key, 'id') == lease then
+  local left = redis.call('HINCRBY', lease_key, 'left', 0 - #items)
+  if left <= 0 then
+    redis.call('HSET', lease_key, 'until', 0)
+  end
 end
 return changed

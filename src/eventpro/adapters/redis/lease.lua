@@ -4,7 +4,10 @@
 -- stream still pending in the consumer group (delivered to a lease that expired or failed,
 -- reclaimed with XAUTOCLAIM: one batch per event is in flight, so any pending entry is
 -- stale); then new entries (XREADGROUP). Returned sorted by position, each with the fields
--- its stream entry carries: {event, {{id, attempts, position, packed}, ...}}.
+-- its stream entry carries: {event, {{id, attempts, position, packed, entry id}, ...}}.
+-- Attempts of stream entries are the consumer group's delivery counts (1 for a new entry,
+-- one more at each XAUTOCLAIM), so a lease writes nothing per entry; a redriven request's
+-- attempts, reset by redrive, are counted in its hash.
 local P, now, vt = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local max, lease, consumer = tonumber(ARGV[4]), ARGV[5], ARGV[6]
 local PACKED = {'event_id', 'buyer_id', 'section', 'seats', 'quantity', 'amount', 'key', 'hash',
@@ -23,23 +26,35 @@ for _, E in ipairs(redis.call('SMEMBERS', P .. ':active')) do
 end
 if not best then return {} end
 local stream = P .. ':stream:' .. best
-local rows = {}  -- {id, position, packed}
+local rows = {}  -- {id, attempts, position, packed, entry id}
 for _, id in ipairs(redis.call('ZRANGE', P .. ':redriven:' .. best, 0, max - 1)) do
-  local h = redis.call('HMGET', P .. ':p:' .. id, 'position', unpack(PACKED))
+  local key = P .. ':p:' .. id
+  local h = redis.call('HMGET', key, 'position', unpack(PACKED))
   local position = table.remove(h, 1)
   h[5], h[6] = tonumber(h[5]), tonumber(h[6])
-  table.insert(rows, {id, position, cjson.encode(h)})
+  table.insert(rows, {id, redis.call('HINCRBY', key, 'attempts', 1), position, cjson.encode(h), ''})
 end
 local in_order = #rows == 0  -- stream entries alone come in position order already
-local function take(entries)
+local function take(entries, attempts)
   for _, entry in ipairs(entries) do
     local f = entry[2]  -- {'id', id, 'position', position, 'packed', packed}
-    if #rows < max and f then table.insert(rows, {f[2], f[4], f[6]}) end
+    if #rows < max and f then
+      table.insert(rows, {f[2], attempts[entry[1]] or 1, f[4], f[6], entry[1]})
+    end
   end
 end
 if #rows < max and redis.call('EXISTS', stream) == 1 then
   local before = #rows
-  take(redis.call('XAUTOCLAIM', stream, 'workers', consumer, 0, '0-0', 'COUNT', max - #rows)[2])
+  local claimed = redis.call('XAUTOCLAIM', stream, 'workers', consumer, 0, '0-0', 'COUNT',
+    max - #rows)[2]
+  if #claimed > 0 then
+    local counts = {}  -- delivery counts, XAUTOCLAIM's included: {entry id = attempts}
+    for _, p in ipairs(redis.call('XPENDING', stream, 'workers', claimed[1][1],
+        claimed[#claimed][1], #claimed)) do
+      counts[p[1]] = p[4]
+    end
+    take(claimed, counts)
+  end
   in_order = in_order and #rows == before
   -- consumers of earlier leases that hold nothing are forgotten, so the group stays small
   for _, c in ipairs(redis.call('XINFO', 'CONSUMERS', stream, 'workers')) do
@@ -50,19 +65,14 @@ if #rows < max and redis.call('EXISTS', stream) == 1 then
   if #rows < max then
     local read = redis.call('XREADGROUP', 'GROUP', 'workers', consumer, 'COUNT', max - #rows,
       'STREAMS', stream, '>')
-    if read then take(read[1][2]) end
+    if read then take(read[1][2], {}) end
   end
 end
 if #rows == 0 then return {} end
+-- `left` counts down as the lease's holder completes or fails its requests (finish.lua)
 redis.call('HSET', P .. ':lease:' .. best, 'id', lease, 'until', now + vt,
   'last', redis.call('INCR', P .. ':leases'), 'left', #rows)
-local batch = {}
-for i, row in ipairs(rows) do
-  local key = P .. ':p:' .. row[1]
-  batch[i] = {row[1], redis.call('HINCRBY', key, 'attempts', 1), row[2], row[3]}
-  redis.call('HSET', key, 'lease', lease)
-end
 if not in_order then
-  table.sort(batch, function(x, y) return tonumber(x[3]) < tonumber(y[3]) end)
+  table.sort(rows, function(x, y) return tonumber(x[3]) < tonumber(y[3]) end)
 end
-return {best, batch}
+return {best, rows}

@@ -154,39 +154,50 @@ class RedisQueue(PurchaseQueue):
         if not found:
             return []
         return [
-            Delivery(_unpacked(purchase_id, int(position), packed), int(n), lease_id)
-            for purchase_id, n, position, packed in found[1]
+            Delivery(_unpacked(purchase_id, int(position), packed), int(n), lease_id, entry)
+            for purchase_id, n, position, packed, entry in found[1]
         ]
 
-    def _run_finish(self, event_id: str, items: list[dict[str, str]]) -> list[int]:
+    def _run_finish(
+        self, deliveries: Sequence[Delivery], items: list[dict[str, str | int]]
+    ) -> list[int]:
+        args = [self.prefix, deliveries[0].purchase.event_id, deliveries[0].lease_id]
         with mapped_errors():
-            return [int(x) for x in self._finish(args=[self.prefix, event_id, orjson.dumps(items)])]
+            return [int(x) for x in self._finish(args=[*args, orjson.dumps(items)])]
 
     def complete(self, deliveries: Sequence[Delivery], decisions: Sequence[Decision]) -> None:
         if not deliveries:
             return
         by_id = {d.purchase_id: d for d in decisions}
-        items = [
-            {
-                "id": d.purchase.id,
-                "status": by_id[d.purchase.id].status.value,
-                "reason": (r.value if (r := by_id[d.purchase.id].reason) else ""),
-                "order_id": (o.id if (o := by_id[d.purchase.id].order) else ""),
-            }
-            for d in deliveries
-        ]
-        self._run_finish(deliveries[0].purchase.event_id, items)
+        items: list[dict[str, str | int]] = []
+        for delivery in deliveries:
+            purchase = delivery.purchase
+            decision = by_id[purchase.id]
+            items.append(
+                {
+                    "id": purchase.id,
+                    "entry": delivery.receipt,
+                    "buyer": purchase.request.buyer_id,
+                    "quantity": purchase.request.quantity,
+                    "status": decision.status.value,
+                    "reason": decision.reason.value if decision.reason else "",
+                    "order_id": decision.order.id if decision.order else "",
+                }
+            )
+        self._run_finish(deliveries, items)
 
     def fail(self, delivery: Delivery, error: str, max_attempts: int, now: datetime) -> bool:
         dead = delivery.attempt >= max_attempts
-        item = {
+        item: dict[str, str | int] = {
             "id": delivery.purchase.id,
+            "entry": delivery.receipt,
             "status": "failed",
             "error": error,
             "dead": "1" if dead else "0",
+            "attempts": delivery.attempt,
             "failed_at": now.isoformat(),
         }
-        return self._run_finish(delivery.purchase.event_id, [item])[0] == 1 and dead
+        return self._run_finish([delivery], [item])[0] == 1 and dead
 
     def mark_sold_out(self, event_id: str, sections: set[str]) -> None:
         if sections:
