@@ -28,7 +28,9 @@ class Container:
     @property
     def policy(self) -> WorkerPolicy:
         s = self.settings
-        return WorkerPolicy(s.batch_size, s.visibility_timeout, s.max_attempts)
+        # one SQLite file for both gains nothing from deciding while the queue works
+        separate = s.database_url != s.effective_queue_url
+        return WorkerPolicy(s.batch_size, s.visibility_timeout, s.max_attempts, overlap=separate)
 
     def admission(self) -> AdmissionService:
         s = self.settings

@@ -209,12 +209,21 @@ class PurchaseQueue(abc.ABC):
         """
 
     @abc.abstractmethod
-    def lease(self, max_items: int, visibility_timeout: float, now: datetime) -> list[Delivery]:
+    def lease(
+        self, max_items: int, visibility_timeout: float, now: datetime, after: str | None = None
+    ) -> list[Delivery]:
         """Atomically lease up to `max_items` requests of one event, lowest positions first.
 
         An event with a request already leased is skipped (one batch in flight per event,
         so decisions follow position order). Each lease adds one to the attempt count; an
         unacknowledged lease is delivered again once `visibility_timeout` seconds pass.
+
+        With `after`, the id of the caller's lease of an event, lease the requests that
+        follow that lease's batch in the event's line instead (a continuing lease: the
+        caller decides them after that batch, which it may still be completing), and make
+        it the event's lease. Nothing if `after` is not the event's current lease, or if a
+        request up to the end of that batch is undecided outside it (retried, redriven, or
+        still out with an earlier batch): a fresh lease takes those first.
         """
 
     @abc.abstractmethod

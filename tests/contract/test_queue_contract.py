@@ -201,3 +201,55 @@ def test_dead_letters_page_by_cursor_and_filter_by_event(backend) -> None:
     second = queue.dead_letters(events[1].id, 10, None).items
     assert len(second) == 3 and {d.purchase.event_id for d in second} == {events[1].id}
     assert queue.depth(events[0].id) == 3
+
+
+def _decide(store, queue: PurchaseQueue, deliveries) -> None:
+    queue.complete(deliveries, store.decide([d.purchase for d in deliveries], NOW).decisions)
+
+
+def test_a_continuing_lease_takes_the_next_requests_while_the_batch_is_completed(
+    backend,
+) -> None:
+    store, queue = backend
+    event = new_event(store)
+    queue.admit([admission(event, f"b{i}") for i in range(6)])
+    first = queue.lease(2, 30, NOW)
+    second = queue.lease(2, 30, NOW, after=first[0].lease_id)  # before `first` is completed
+    assert [(d.purchase.position, d.attempt) for d in second] == [(3, 1), (4, 1)]
+    assert queue.lease(10, 30, NOW) == []  # still one holder of the event
+    _decide(store, queue, first)
+    assert queue.lease(10, 30, NOW) == []  # completing the older batch frees nothing
+    third = queue.lease(10, 30, NOW, after=second[0].lease_id)
+    assert [d.purchase.position for d in third] == [5, 6]
+    assert queue.lease(10, 30, NOW, after=first[0].lease_id) == []  # not the current lease
+    _decide(store, queue, second)
+    _decide(store, queue, third)
+    assert queue.depth(event.id) == 0
+    queue.admit([admission(event, "late")])
+    assert [d.purchase.position for d in queue.lease(10, 30, NOW)] == [7]  # the event is free
+
+
+def test_a_continuing_lease_waits_for_a_retried_request_below_it(backend) -> None:
+    store, queue = backend
+    event = new_event(store)
+    queue.admit([admission(event, f"b{i}") for i in range(4)])
+    flaky, good = queue.lease(2, 30, NOW)
+    assert not queue.fail(flaky, "flaky", 5, NOW)  # may be tried again: it waits in line
+    _decide(store, queue, [good])
+    assert queue.lease(10, 30, NOW, after=good.lease_id) == []
+    again = queue.lease(10, 30, NOW)  # a fresh lease takes the retried request first
+    assert [(d.purchase.position, d.attempt) for d in again] == [(1, 2), (3, 1), (4, 1)]
+
+
+def test_a_continuing_lease_of_an_expired_lease_takes_nothing(backend) -> None:
+    store, queue = backend
+    event = new_event(store)
+    queue.admit([admission(event, f"b{i}") for i in range(4)])
+    stale = queue.lease(2, 5, NOW)
+    later = NOW + timedelta(seconds=6)
+    taken_over = queue.lease(2, 5, later)  # the lease expired: another worker has the event
+    assert [d.purchase.position for d in taken_over] == [1, 2]
+    assert queue.lease(10, 5, later, after=stale[0].lease_id) == []
+    assert [
+        d.purchase.position for d in queue.lease(10, 5, later, after=taken_over[0].lease_id)
+    ] == [3, 4]

@@ -219,6 +219,7 @@ class _Line:
     lease_id: str | None = None
     leased_until: float = 0.0
     last_leased: float = 0.0
+    leased_through: int = 0  # the last position of the current lease's batch
     sold_out: set[str] = field(default_factory=set)
 
 
@@ -288,23 +289,49 @@ class MemoryQueue(PurchaseQueue):
         ]
         return min(ready)[1] if ready else None
 
-    def lease(self, max_items: int, visibility_timeout: float, now: datetime) -> list[Delivery]:
-        clock = now.timestamp()
+    def lease(
+        self, max_items: int, visibility_timeout: float, now: datetime, after: str | None = None
+    ) -> list[Delivery]:
+        until = now.timestamp() + visibility_timeout
         with self._lock:
-            event_id = self._next_event(clock)
+            if after is not None:
+                return self._continue(after, max_items, until)
+            event_id = self._next_event(now.timestamp())
             if event_id is None:
                 return []
             line = self._lines[event_id]
-            lease_id = self._ids.new("lease")
-            line.lease_id, line.leased_until = lease_id, clock + visibility_timeout
             line.last_leased = time.monotonic()
             chosen = [line.entries[p] for p in sorted(line.entries) if not line.entries[p].dead]
-            deliveries = []
-            for entry in chosen[:max_items]:
-                entry.attempts += 1
-                entry.lease_id = lease_id
-                deliveries.append(Delivery(entry.purchase, entry.attempts, lease_id))
-            return deliveries
+            return self._take(line, chosen[:max_items], until)
+
+    def _continue(self, after: str, max_items: int, until: float) -> list[Delivery]:
+        line = next((line for line in self._lines.values() if line.lease_id == after), None)
+        if line is None:
+            return []
+        entries = line.entries
+        if any(
+            e.lease_id != after and not e.dead
+            for p, e in entries.items()
+            if p <= line.leased_through
+        ):
+            return []
+        following = [p for p in sorted(entries) if p > line.leased_through and not entries[p].dead]
+        chosen = [entries[p] for p in following[:max_items]]
+        return self._take(line, chosen, until) if chosen else []
+
+    def _take(self, line: _Line, chosen: list[_Entry], until: float) -> list[Delivery]:
+        """Lease `chosen` (in position order) as the line's current lease."""
+        lease_id = self._ids.new("lease")
+        line.lease_id, line.leased_until = lease_id, until
+        deliveries = []
+        for entry in chosen:
+            entry.attempts += 1
+            entry.lease_id = lease_id
+            deliveries.append(Delivery(entry.purchase, entry.attempts, lease_id))
+        if chosen:
+            assert chosen[-1].purchase.position is not None
+            line.leased_through = chosen[-1].purchase.position
+        return deliveries
 
     def complete(self, deliveries: Sequence[Delivery], decisions: Sequence[Decision]) -> None:
         by_id = {d.purchase_id: d for d in decisions}
@@ -432,8 +459,12 @@ class UnsafeMemoryQueue(MemoryQueue):
     once; with `UnsafeMemoryInventoryStore` that is the oversell the race tests must catch.
     """
 
-    def lease(self, max_items: int, visibility_timeout: float, now: datetime) -> list[Delivery]:
+    def lease(
+        self, max_items: int, visibility_timeout: float, now: datetime, after: str | None = None
+    ) -> list[Delivery]:
         clock = now.timestamp()
+        if after is not None:
+            return []  # no lease to continue: every call leases whatever is free
         with self._lock:
             deliveries: list[Delivery] = []
             for line in self._lines.values():

@@ -36,7 +36,8 @@ from eventpro.loadtest.client import (
 )
 from eventpro.loadtest.process import free_port, peak_rss_mib, served, uvicorn_args
 from eventpro.ports import Clock
-from eventpro.services.decisions import WorkerPolicy, decide_next_batch
+from eventpro.services.decisions import WorkerPolicy, decide_streak
+from eventpro.worker.loop import overlap_thread
 
 console = Console()
 TARGETS = {"admission_ratio": 0.5, "p99_ms_at_half_load": 50.0, "decisions_per_second": 20_000}
@@ -133,11 +134,13 @@ def _admission(
 def _decisions(store_url: str, queue_url: str, batch_size: int) -> dict[str, Any]:
     """Decide the whole line left by the admission run, in-process, as a worker does."""
     store, queue = open_store(store_url), open_queue(queue_url)
-    clock, policy = Clock(), WorkerPolicy(batch_size=batch_size)
+    clock = Clock()
+    policy = WorkerPolicy(batch_size=batch_size, overlap=store_url != queue_url)  # as deployed
     decided, started = 0, time.perf_counter()
     try:
-        while (result := decide_next_batch(store, queue, clock, policy)).leased:
-            decided += result.decided
+        with overlap_thread(policy) as overlap:
+            while (result := decide_streak(store, queue, clock, policy, overlap)).leased:
+                decided += result.decided
     finally:
         seconds = time.perf_counter() - started
         queue.close()

@@ -6,10 +6,11 @@ import asyncio
 import contextlib
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import Executor, ThreadPoolExecutor
 
 from eventpro.ports import Clock, InventoryStore, PurchaseQueue, StoreError
-from eventpro.services.decisions import BatchResult, WorkerPolicy, decide_next_batch
+from eventpro.services.decisions import BatchResult, WorkerPolicy, decide_streak
 
 log = logging.getLogger(__name__)
 
@@ -34,14 +35,30 @@ class Backoff:
 
 
 def run_once(
-    store: InventoryStore, queue: PurchaseQueue, clock: Clock, policy: WorkerPolicy
+    store: InventoryStore,
+    queue: PurchaseQueue,
+    clock: Clock,
+    policy: WorkerPolicy,
+    overlap: Executor | None = None,
+    go_on: Callable[[], bool] = lambda: True,
+    on_batch: Callable[[BatchResult], None] | None = None,
 ) -> BatchResult | None:
-    """One step of a worker: a batch, or None when a backend failed (already logged)."""
+    """One step of a worker: a streak of batches, or None when a backend failed (logged)."""
     try:
-        return decide_next_batch(store, queue, clock, policy)
+        return decide_streak(store, queue, clock, policy, overlap, go_on, on_batch)
     except StoreError as exc:
         log.warning("worker: backend failed, backing off: %s", exc)
         return None
+
+
+@contextlib.contextmanager
+def overlap_thread(policy: WorkerPolicy) -> Iterator[Executor | None]:
+    """The thread in which the store decides while the queue works, if the policy says so."""
+    if not policy.overlap:
+        yield None
+        return
+    with ThreadPoolExecutor(1, thread_name_prefix="eventpro-store") as executor:
+        yield executor
 
 
 def run_blocking(
@@ -52,20 +69,21 @@ def run_blocking(
     stop: threading.Event,
     on_batch: Callable[[BatchResult], None] | None = None,
 ) -> None:
-    """Decide batches until `stop` is set; a batch in progress is finished first."""
+    """Decide batches until `stop` is set; the batches in progress are finished first."""
     idle, failing = Backoff(*IDLE_SLEEP), Backoff(*ERROR_SLEEP)
-    while not stop.is_set():
-        result = run_once(store, queue, clock, policy)
-        if result is None:
-            stop.wait(failing.next())
-            continue
-        failing.reset()
-        if on_batch is not None and result.leased:
-            on_batch(result)
-        if result.leased:
-            idle.reset()
-        else:
-            stop.wait(idle.next())
+    with overlap_thread(policy) as overlap:
+        while not stop.is_set():
+            result = run_once(
+                store, queue, clock, policy, overlap, lambda: not stop.is_set(), on_batch
+            )
+            if result is None:
+                stop.wait(failing.next())
+                continue
+            failing.reset()
+            if result.leased:
+                idle.reset()
+            else:
+                stop.wait(idle.next())
 
 
 async def run_async(
@@ -76,19 +94,20 @@ async def run_async(
     stop: asyncio.Event,
     on_batch: Callable[[BatchResult], None] | None = None,
 ) -> None:
-    """The same loop inside an event loop (`serve`): each batch runs in a thread."""
+    """The same loop inside an event loop (`serve`): each streak runs in a thread."""
     idle, failing = Backoff(*IDLE_SLEEP), Backoff(*ERROR_SLEEP)
-    while not stop.is_set():
-        result = await asyncio.to_thread(run_once, store, queue, clock, policy)
-        if result is None:
-            delay = failing.next()
-        else:
-            failing.reset()
-            if on_batch is not None and result.leased:
-                on_batch(result)
-            delay = 0.0 if result.leased else idle.next()
-            if result.leased:
-                idle.reset()
-        if delay:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), delay)
+    with overlap_thread(policy) as overlap:
+        while not stop.is_set():
+            result = await asyncio.to_thread(
+                run_once, store, queue, clock, policy, overlap, lambda: not stop.is_set(), on_batch
+            )
+            if result is None:
+                delay = failing.next()
+            else:
+                failing.reset()
+                delay = 0.0 if result.leased else idle.next()
+                if result.leased:
+                    idle.reset()
+            if delay:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), delay)

@@ -19,6 +19,7 @@ Keys are built inside the scripts, so this targets one Redis server, not a Clust
 from __future__ import annotations
 
 import re
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -49,6 +50,7 @@ from eventpro.ports import (
 )
 
 SOCKET_TIMEOUT = 5.0  # seconds
+LEASES_REMEMBERED = 256  # per process: far more than its worker loops hold at once
 # The purchase fields a stream entry carries (and lease.lua packs for redriven ones).
 PACKED = (
     "event_id", "buyer_id", "section", "seats", "quantity", "amount", "key", "hash",
@@ -94,6 +96,8 @@ class RedisQueue(PurchaseQueue):
         )
         self._ids = ids or IdSource()
         self._consumer = self._ids.new("consumer")  # this process's name in consumer groups
+        # the event of each lease handed out lately, for continuing leases
+        self._leased_events: OrderedDict[str, str] = OrderedDict()
         self._admit = self.client.register_script(_script("admit.lua"))
         self._lease = self.client.register_script(_script("lease.lua"))
         self._finish = self.client.register_script(_script("finish.lua"))
@@ -146,58 +150,57 @@ class RedisQueue(PurchaseQueue):
             rows = pipe.execute()
         return [_purchase(purchase_id, row) for purchase_id, row in zip(ids, rows, strict=True)]
 
-    def lease(self, max_items: int, visibility_timeout: float, now: datetime) -> list[Delivery]:
+    def lease(
+        self, max_items: int, visibility_timeout: float, now: datetime, after: str | None = None
+    ) -> list[Delivery]:
         lease_id = self._ids.new("lease")
-        args: list[str | float] = [self.prefix, now.timestamp(), visibility_timeout]
+        event_of_after = self._leased_events.get(after or "", "")
+        if after and not event_of_after:
+            return []  # not a lease this process handed out
+        args: list[str | float] = [self.prefix, now.timestamp(), visibility_timeout, max_items]
+        args += [lease_id, self._consumer, after or "", event_of_after]
         with mapped_errors():
-            found = self._lease(args=[*args, max_items, lease_id, self._consumer])
+            found = self._lease(args=args)
         if not found:
             return []
+        self._leased_events[lease_id] = found[0]
+        while len(self._leased_events) > LEASES_REMEMBERED:
+            self._leased_events.popitem(last=False)
         return [
             Delivery(_unpacked(purchase_id, int(position), packed), int(n), lease_id, entry)
             for purchase_id, n, position, packed, entry in found[1]
         ]
 
-    def _run_finish(
-        self, deliveries: Sequence[Delivery], items: list[dict[str, str | int]]
-    ) -> list[int]:
-        args = [self.prefix, deliveries[0].purchase.event_id, deliveries[0].lease_id]
+    def _run_finish(self, deliveries: Sequence[Delivery], items: list[str | int]) -> list[int]:
+        """finish.lua over `items`: 7 values per delivery, in the order the script reads."""
+        args = [self.prefix, deliveries[0].purchase.event_id, deliveries[0].lease_id, *items]
         with mapped_errors():
-            return [int(x) for x in self._finish(args=[*args, orjson.dumps(items)])]
+            return [int(x) for x in self._finish(args=args)]
 
     def complete(self, deliveries: Sequence[Delivery], decisions: Sequence[Decision]) -> None:
         if not deliveries:
             return
         by_id = {d.purchase_id: d for d in decisions}
-        items: list[dict[str, str | int]] = []
+        items: list[str | int] = []
         for delivery in deliveries:
             purchase = delivery.purchase
             decision = by_id[purchase.id]
-            items.append(
-                {
-                    "id": purchase.id,
-                    "entry": delivery.receipt,
-                    "buyer": purchase.request.buyer_id,
-                    "quantity": purchase.request.quantity,
-                    "status": decision.status.value,
-                    "reason": decision.reason.value if decision.reason else "",
-                    "order_id": decision.order.id if decision.order else "",
-                }
+            items += (
+                purchase.id,
+                delivery.receipt,
+                purchase.request.buyer_id,
+                purchase.request.quantity,
+                decision.status.value,
+                decision.reason.value if decision.reason else "",
+                decision.order.id if decision.order else "",
             )
         self._run_finish(deliveries, items)
 
     def fail(self, delivery: Delivery, error: str, max_attempts: int, now: datetime) -> bool:
         dead = delivery.attempt >= max_attempts
-        item: dict[str, str | int] = {
-            "id": delivery.purchase.id,
-            "entry": delivery.receipt,
-            "status": "failed",
-            "error": error,
-            "dead": "1" if dead else "0",
-            "attempts": delivery.attempt,
-            "failed_at": now.isoformat(),
-        }
-        return self._run_finish([delivery], [item])[0] == 1 and dead
+        item: list[str | int] = [delivery.purchase.id, delivery.receipt, delivery.attempt]
+        item += [now.isoformat(), "failed", error, "1" if dead else "0"]
+        return self._run_finish([delivery], item)[0] == 1 and dead
 
     def mark_sold_out(self, event_id: str, sections: set[str]) -> None:
         if sections:

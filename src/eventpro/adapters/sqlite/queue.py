@@ -69,35 +69,59 @@ class SqliteQueue(PurchaseQueue):
 
     # -- the line ----------------------------------------------------------------------
 
-    def lease(self, max_items: int, visibility_timeout: float, now: datetime) -> list[Delivery]:
+    def lease(
+        self, max_items: int, visibility_timeout: float, now: datetime, after: str | None = None
+    ) -> list[Delivery]:
         clock = now.timestamp()
         lease_id = self._ids.new("lease")
         # Losing a lease to a power cut is harmless: the requests are simply leased again.
         with self.db.write(durable=False) as conn:
-            row = conn.execute(NEXT_EVENT, {"now": clock}).fetchone()
-            if row is None:
+            found = self._continued(conn, after) if after else self._next_event(conn, clock)
+            if found is None:
                 return []
-            event_id = row[0]
+            event_id, through, last_leased = found
             rows = conn.execute(
                 f"{SELECT_PURCHASES}, l.attempts FROM line l JOIN purchases p"
                 " ON p.id = l.purchase_id WHERE l.event_id = ? AND l.dead = 0"
-                " ORDER BY l.position LIMIT ?",
-                (event_id, max_items),
+                " AND l.position > ? ORDER BY l.position LIMIT ?",
+                (event_id, through, max_items),
             ).fetchall()
             if not rows:
                 return []
             last = rows[-1][8]  # position
             conn.execute(
                 "UPDATE line SET attempts = attempts + 1, lease_id = ?"
-                " WHERE event_id = ? AND dead = 0 AND position <= ?",
-                (lease_id, event_id, last),
+                " WHERE event_id = ? AND dead = 0 AND position > ? AND position <= ?",
+                (lease_id, event_id, through, last),
             )
             conn.execute(
-                "UPDATE lines SET lease_id = ?, leased_until = ?, last_leased = ?"
-                " WHERE event_id = ?",
-                (lease_id, clock + visibility_timeout, time.time(), event_id),
+                "UPDATE lines SET lease_id = ?, leased_until = ?, last_leased = ?,"
+                " leased_through = ? WHERE event_id = ?",
+                (lease_id, clock + visibility_timeout, last_leased, last, event_id),
             )
         return [Delivery(purchase_from_row(r[:-1]), r[-1] + 1, lease_id) for r in rows]
+
+    @staticmethod
+    def _next_event(conn: sqlite3.Connection, clock: float) -> tuple[str, int, float] | None:
+        """The event a fresh lease takes, from the start of its line."""
+        row = conn.execute(NEXT_EVENT, {"now": clock}).fetchone()
+        return None if row is None else (row[0], 0, time.time())
+
+    @staticmethod
+    def _continued(conn: sqlite3.Connection, after: str) -> tuple[str, int, float] | None:
+        """The event of lease `after`, if it may be continued past the end of its batch."""
+        row = conn.execute(
+            "SELECT event_id, leased_through, last_leased FROM lines WHERE lease_id = ?",
+            (after,),
+        ).fetchone()
+        if row is None:
+            return None
+        outside = conn.execute(
+            "SELECT 1 FROM line WHERE event_id = ? AND dead = 0 AND position <= ?"
+            " AND lease_id IS NOT ? LIMIT 1",
+            (row[0], row[1], after),
+        ).fetchone()
+        return None if outside else (row[0], row[1], row[2])
 
     def complete(self, deliveries: Sequence[Delivery], decisions: Sequence[Decision]) -> None:
         if not deliveries:
