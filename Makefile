@@ -4,10 +4,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
-# The PostgreSQL and Redis servers the contract suite uses (a fresh schema and key prefix
-# per test); override, or set either empty to leave the cluster backend out. Under CI=true a server that does not answer fails.
+# The PostgreSQL, Redis and MariaDB servers the tests use (a fresh schema, key prefix or
+# database per test). Elsewhere a server that is not set or does not answer skips its
+# tests; under CI=true it fails them.
 export EVENTPRO_TEST_POSTGRES_URL ?= postgresql://postgres@127.0.0.1:5432/test
 export EVENTPRO_TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
+export EVENTPRO_TEST_MYSQL_URL ?= mysql://root@127.0.0.1:3306/test
 
 .DEFAULT_GOAL := help
 .PHONY: help install browser fmt lint typecheck test test-contract test-all cov serve worker demo bench loadtest check clean
@@ -23,7 +25,7 @@ $(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check --require-hashes --no-deps -r requirements.lock
 	$(BIN)/pip check --disable-pip-version-check
-	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e ".[postgres,redis,replay]"
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e ".[postgres,redis,mysql,replay]"
 	touch $(STAMP)
 
 install: $(STAMP) ## create .venv from the lockfile (when missing or stale)

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import TracebackType
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import pytest
@@ -113,6 +114,13 @@ def redis_answers(url: str) -> bool:
             return bool(client.ping())
     except redis.RedisError:
         return False
+
+
+def mysql_database(server_url: str, name: str) -> str:
+    """The URL of database `name` on the MySQL/MariaDB server of `server_url` (the store
+    creates it when it first opens it)."""
+    parts = urlsplit(server_url)
+    return urlunsplit(parts._replace(path=f"/{name}", query=""))
 
 
 def service_env(**overrides: str) -> dict[str, str]:

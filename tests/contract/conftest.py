@@ -1,12 +1,14 @@
 """Fixtures of the conformance suite: every adapter pair, built by URL, on a fresh store.
 
-Backends: `memory` (the reference model), `sqlite` (a fresh file per test) and
+Backends: `memory` (the reference model), `sqlite` (a fresh file per test),
 `cluster`: the PostgreSQL store (a fresh schema per test) with the Redis queue (a fresh
 key prefix per test), on the servers of `EVENTPRO_TEST_POSTGRES_URL` and
-`EVENTPRO_TEST_REDIS_URL`. Under `CI=true` a server that is not set or does not answer
-fails the run; elsewhere the suite starts throwaway servers (`initdb`/`pg_ctl`,
-`redis-server`) if it can, and skips the backend with the reason if it cannot. Each test
-names a contract of the ports; every adapter must pass all of them unchanged.
+`EVENTPRO_TEST_REDIS_URL`, and `mariadb`: the MySQL/MariaDB store (a fresh database per
+test on the server of `EVENTPRO_TEST_MYSQL_URL`) with the memory queue. Under `CI=true` a
+server that is not set or does not answer fails the run; elsewhere the suite starts
+throwaway PostgreSQL and Redis servers (`initdb`/`pg_ctl`, `redis-server`) if it can, and
+skips a backend with the reason if it cannot. Each test names a contract of the ports;
+every adapter must pass all of them unchanged.
 """
 
 from __future__ import annotations
@@ -17,17 +19,20 @@ import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NoReturn
 
 import psycopg
 import pytest
 
 from eventpro.adapters import open_queue, open_store
+from eventpro.adapters.mysql import MysqlDatabase
 from eventpro.ports import InventoryStore, PurchaseQueue, Unavailable
-from tests.support import ThrowawayPostgres, redis_answers, throwaway_redis
+from tests.support import ThrowawayPostgres, mysql_database, redis_answers, throwaway_redis
 
 POSTGRES_URL = os.environ.get("EVENTPRO_TEST_POSTGRES_URL")
 REDIS_URL = os.environ.get("EVENTPRO_TEST_REDIS_URL")
-BACKENDS = ["memory", "sqlite", "cluster"]
+MYSQL_URL = os.environ.get("EVENTPRO_TEST_MYSQL_URL")
+BACKENDS = ["memory", "sqlite", "cluster", "mariadb"]
 IN_CI = os.environ.get("CI") == "true"
 
 
@@ -78,6 +83,10 @@ def urls(
     if backend == "cluster":
         assert servers is not None
         return _with(servers[0], "schema", scope), _with(servers[1], "prefix", scope)
+    if backend == "mariadb":
+        if not MYSQL_URL:
+            unreachable("mariadb", "EVENTPRO_TEST_MYSQL_URL is not set")
+        return mysql_database(str(MYSQL_URL), scope), "memory://"
     url = f"sqlite:///{tmp_path / 'contract.db'}"
     return url, url
 
@@ -95,9 +104,14 @@ def open_backend(
             return open_store(store_url), open_queue(queue_url)
         except Unavailable as exc:
             reason = _unreachable[backend] = f"{backend} not reachable: {exc}"
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{reason} (CI=true: a missing service is a failure)")
-    pytest.skip(reason)
+    unreachable(backend, reason)
+
+
+def unreachable(backend: str, reason: str) -> NoReturn:
+    """A backend's server is missing: a failure under CI, a skip elsewhere."""
+    if IN_CI:
+        pytest.fail(f"{backend}: {reason} (CI=true: a missing service is a failure)")
+    pytest.skip(f"{backend}: {reason}")
 
 
 def clean_up(store: InventoryStore, queue: PurchaseQueue, scope: str) -> None:
@@ -106,6 +120,8 @@ def clean_up(store: InventoryStore, queue: PurchaseQueue, scope: str) -> None:
     if db is not None and getattr(db, "schema", None) == scope:
         with db.transaction() as conn:
             conn.execute(f'DROP SCHEMA "{scope}" CASCADE')
+    if isinstance(db, MysqlDatabase) and db.name == scope:
+        db.drop()
     client = getattr(queue, "client", None)
     if client is not None and getattr(queue, "prefix", None) == scope:
         keys = list(client.scan_iter(match=f"{scope}:*", count=1000))

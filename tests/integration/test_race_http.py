@@ -21,6 +21,7 @@ from tests.support import (
     ServerProcess,
     all_orders,
     free_port,
+    mysql_database,
     service_env,
     stampede,
     wait_until,
@@ -31,15 +32,21 @@ TICKETS = 5
 
 POSTGRES_URL = os.environ.get("EVENTPRO_TEST_POSTGRES_URL")
 REDIS_URL = os.environ.get("EVENTPRO_TEST_REDIS_URL")
+MYSQL_URL = os.environ.get("EVENTPRO_TEST_MYSQL_URL")
 UNSAFE = pytest.mark.xfail(strict=True, reason="read-then-write store oversells")
 NEEDS_POSTGRES = pytest.mark.skipif(
     not (POSTGRES_URL and REDIS_URL),
     reason="EVENTPRO_TEST_POSTGRES_URL and EVENTPRO_TEST_REDIS_URL are not set",
 )
+NEEDS_MARIADB = pytest.mark.skipif(
+    not (MYSQL_URL and REDIS_URL),
+    reason="EVENTPRO_TEST_MYSQL_URL and EVENTPRO_TEST_REDIS_URL are not set",
+)
 BACKENDS = [
     pytest.param(("sqlite", "sqlite"), id="sqlite"),
     pytest.param(("memory+unsafe", "memory+unsafe"), id="unsafe-negative-control", marks=UNSAFE),
     pytest.param(("postgresql", "redis"), id="postgres-redis", marks=NEEDS_POSTGRES),
+    pytest.param(("mysql", "redis"), id="mariadb-redis", marks=NEEDS_MARIADB),
     pytest.param(
         ("postgresql+unsafe", "memory+unsafe"),
         id="postgres-unsafe-negative-control",
@@ -55,6 +62,9 @@ def _url(kind: str, tmp_path: Path, schema: str) -> str:
         assert POSTGRES_URL is not None
         separator = "&" if "?" in POSTGRES_URL else "?"
         return POSTGRES_URL.replace("postgresql", kind, 1) + f"{separator}schema={schema}"
+    if kind == "mysql":
+        assert MYSQL_URL is not None
+        return mysql_database(MYSQL_URL, schema)
     if kind == "redis":
         assert REDIS_URL is not None
         return REDIS_URL + f"{'&' if '?' in REDIS_URL else '?'}prefix={schema}"
@@ -79,7 +89,12 @@ def server(request: pytest.FixtureRequest, tmp_path: Path):
 
 
 def _clean_up(store_kind: str, queue_kind: str, scope: str) -> None:
-    """Drop the test's PostgreSQL schema and Redis keys."""
+    """Drop the test's PostgreSQL schema, MariaDB database and Redis keys."""
+    if store_kind == "mysql":
+        from eventpro.adapters.mysql import MysqlDatabase
+
+        assert MYSQL_URL is not None
+        MysqlDatabase(mysql_database(MYSQL_URL, scope)).drop()
     if store_kind.startswith("postgresql"):
         import psycopg
 

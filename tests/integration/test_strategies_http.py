@@ -1,4 +1,4 @@
-"""The synchronous strategies raced through real HTTP, on SQLite and on PostgreSQL.
+"""The synchronous strategies raced through real HTTP, on SQLite, PostgreSQL and MariaDB.
 
 `serve --strategy locking|conditional` decides each purchase inside its request: 300
 buyers released at one instant for the last tickets (or the same two seats) get `201`
@@ -25,6 +25,7 @@ from tests.support import (
     create_event,
     floor,
     free_port,
+    mysql_database,
     service_env,
     stampede,
 )
@@ -32,6 +33,7 @@ from tests.support import (
 BUYERS = 300
 TICKETS = 5
 POSTGRES_URL = os.environ.get("EVENTPRO_TEST_POSTGRES_URL")
+MYSQL_URL = os.environ.get("EVENTPRO_TEST_MYSQL_URL")
 OVERSELLS = pytest.mark.xfail(strict=True, reason="naive read-then-write oversells")
 BACKENDS = [
     pytest.param("sqlite", id="sqlite"),
@@ -39,6 +41,11 @@ BACKENDS = [
         "postgresql",
         id="postgres",
         marks=pytest.mark.skipif(not POSTGRES_URL, reason="EVENTPRO_TEST_POSTGRES_URL is not set"),
+    ),
+    pytest.param(
+        "mariadb",
+        id="mariadb",
+        marks=pytest.mark.skipif(not MYSQL_URL, reason="EVENTPRO_TEST_MYSQL_URL is not set"),
     ),
 ]
 STRATEGIES = [
@@ -52,6 +59,14 @@ STRATEGIES = [
 def database_url(request: pytest.FixtureRequest, tmp_path: Path):
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'strategies.db'}"
+        return
+    if request.param == "mariadb":
+        assert MYSQL_URL is not None
+        url = mysql_database(MYSQL_URL, f"eventpro_sync_{uuid.uuid4().hex[:12]}")
+        yield url
+        from eventpro.adapters.mysql import MysqlDatabase
+
+        MysqlDatabase(url).drop()
         return
     import psycopg
 

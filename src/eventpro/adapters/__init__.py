@@ -19,6 +19,8 @@ STORES: dict[str, str] = {
     "postgresql": "eventpro.adapters.postgres:store_from_url",
     "postgres": "eventpro.adapters.postgres:store_from_url",
     "postgresql+unsafe": "eventpro.adapters.postgres.unsafe:store_from_url",
+    "mysql": "eventpro.adapters.mysql:store_from_url",
+    "mariadb": "eventpro.adapters.mysql:store_from_url",
 }
 QUEUES: dict[str, str] = {
     "memory": "eventpro.adapters.memory:queue_from_url",
@@ -26,7 +28,13 @@ QUEUES: dict[str, str] = {
     "sqlite": "eventpro.adapters.sqlite:queue_from_url",
     "redis": "eventpro.adapters.redis:queue_from_url",
 }
-EXTRAS: dict[str, str] = {"postgresql": "postgres", "postgres": "postgres", "redis": "redis"}
+EXTRAS: dict[str, str] = {
+    "postgresql": "postgres",
+    "postgres": "postgres",
+    "redis": "redis",
+    "mysql": "mysql",
+    "mariadb": "mysql",
+}
 SELLER_SCHEMES = frozenset({"sqlite", "postgresql", "postgres", "mysql", "mariadb"})
 
 

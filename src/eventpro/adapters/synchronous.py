@@ -32,6 +32,8 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy import bindparam, text
 
+from eventpro.adapters.mysql.database import MYSQL_OPTIONS
+from eventpro.adapters.mysql.store import from_db, to_db
 from eventpro.adapters.postgres.database import split_url
 from eventpro.domain.model import Event, Order, PurchaseRequest, Reason
 from eventpro.ports import (
@@ -232,6 +234,8 @@ class SqlSeller(SynchronousSeller):
             seats = orjson.dumps(order.seats).decode()
         if self.dialect == "sqlite":
             created = order.created_at.isoformat()
+        elif self.dialect == "mysql":  # DATETIME holds no zone: UTC
+            created = to_db(order.created_at)
         conn.execute(
             INSERT_ORDER,
             {
@@ -290,6 +294,7 @@ def _engine(url: str, pool_size: int, pool_timeout: float) -> tuple[sa.Engine, s
         args["connect_args"] = {"options": f"-c search_path={schema}"}
     elif scheme in ("mysql", "mariadb"):
         target = "mysql+pymysql://" + url.split("://", 1)[1]
+        args["connect_args"] = MYSQL_OPTIONS
     else:
         raise Misconfigured(f"no synchronous strategy on {scheme}://")
     engine = sa.create_engine(
@@ -312,6 +317,8 @@ def _order_of(conn: sa.Connection, purchase_id: str) -> Order | None:
     created = row.created_at
     if isinstance(created, str):
         created = datetime.fromisoformat(created)
+    elif created.tzinfo is None:
+        created = from_db(created)
     return Order(
         id=row.id,
         event_id=row.event_id,
