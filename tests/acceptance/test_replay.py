@@ -1,4 +1,5 @@
-"""A short incident replay through the real CLI, on SQLite and on PostgreSQL + Redis.
+"""A short incident replay through the real CLI, on SQLite, PostgreSQL + Redis and MariaDB
++ Redis.
 
 Every strategy runs the same few thousand buyers against its own server; the stored data
 is audited. `naive` must be caught overselling; `locking`, `conditional` and `queued`
@@ -19,6 +20,7 @@ from tests.support import NEEDS_CHROMIUM, open_in_chromium, service_env
 
 POSTGRES_URL = os.environ.get("EVENTPRO_TEST_POSTGRES_URL")
 REDIS_URL = os.environ.get("EVENTPRO_TEST_REDIS_URL")
+MYSQL_URL = os.environ.get("EVENTPRO_TEST_MYSQL_URL")
 TICKETS = 300
 
 pytestmark = pytest.mark.slow
@@ -36,12 +38,21 @@ pytestmark = pytest.mark.slow
                 reason="EVENTPRO_TEST_POSTGRES_URL and EVENTPRO_TEST_REDIS_URL are not set",
             ),
         ),
+        pytest.param(
+            "mariadb",
+            marks=pytest.mark.skipif(
+                not (MYSQL_URL and REDIS_URL),
+                reason="EVENTPRO_TEST_MYSQL_URL and EVENTPRO_TEST_REDIS_URL are not set",
+            ),
+        ),
     ],
 )
 def test_a_short_replay_catches_naive_and_clears_the_others(tmp_path: Path, backend: str) -> None:
     out = tmp_path / "report"
     env = service_env(
-        EVENTPRO_REPLAY_POSTGRES_URL=POSTGRES_URL or "", EVENTPRO_REPLAY_REDIS_URL=REDIS_URL or ""
+        EVENTPRO_REPLAY_POSTGRES_URL=POSTGRES_URL or "",
+        EVENTPRO_REPLAY_REDIS_URL=REDIS_URL or "",
+        EVENTPRO_REPLAY_MYSQL_URL=MYSQL_URL or "",
     )
     done = subprocess.run(
         [

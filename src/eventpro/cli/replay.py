@@ -24,6 +24,11 @@ console = Console()
 class BackendName(StrEnum):
     SQLITE = "sqlite"
     POSTGRES = "postgres"
+    MARIADB = "mariadb"
+
+
+# connections a pool may not take from the server: the store's pools, the audit, psql
+RESERVED_CONNECTIONS = 25
 
 
 def replay_command(
@@ -51,6 +56,9 @@ def replay_command(
     redis_url: Annotated[str, typer.Option(envvar="EVENTPRO_REPLAY_REDIS_URL")] = (
         "redis://127.0.0.1:6379/0"
     ),
+    mysql_url: Annotated[str, typer.Option(envvar="EVENTPRO_REPLAY_MYSQL_URL")] = (
+        "mysql://root@127.0.0.1:3306/test"
+    ),
     ceiling_seconds: Annotated[
         float, typer.Option(min=0.5, help="seconds of the closed loop measuring the ceiling")
     ] = 5.0,
@@ -76,8 +84,13 @@ def replay_command(
         processes=processes,
     )
     with tempfile.TemporaryDirectory(prefix="eventpro-replay-") as workdir:
+        where = Backend(backend.value, Path(workdir), postgres_url, redis_url, mysql_url)
+        allowed = where.connections_allowed()
+        if allowed is not None and pool_size > allowed - RESERVED_CONNECTIONS:
+            pool_size = max(1, allowed - RESERVED_CONNECTIONS)
+            console.print(f"{backend} takes {allowed} connections: pools of {pool_size}")
         plan = ReplayPlan(
-            backend=Backend(backend.value, Path(workdir), postgres_url, redis_url),
+            backend=where,
             strategies=chosen,
             scenario=scenario,
             tickets=tickets,

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import orjson
 from prometheus_client.parser import text_string_to_metric_families
@@ -45,12 +46,18 @@ SETTLE_TIMEOUT = 300.0  # seconds the queue may take to decide its backlog after
 
 @dataclass(frozen=True)
 class Backend:
-    """Where a strategy's data lives: one fresh scope per strategy, removed at the end."""
+    """Where a strategy's data lives: one fresh scope per strategy, removed at the end.
 
-    name: str  # "sqlite" or "postgres"
+    `sqlite`: a file per strategy (the queue in the same file); `postgres`: a schema, and
+    a Redis key prefix for the queue; `mariadb`: a database, and a Redis key prefix.
+    A synchronous strategy keeps no line, so its queue is `memory://`.
+    """
+
+    name: str  # "sqlite", "postgres" or "mariadb"
     workdir: Path
     postgres_url: str = ""
     redis_url: str = ""
+    mysql_url: str = ""
 
     @contextlib.contextmanager
     def urls(self, strategy: Strategy) -> Iterator[tuple[str, str]]:
@@ -62,10 +69,36 @@ class Backend:
         from eventpro.cli.bench_cluster import clean_up, cluster_urls
 
         store, queue, scope = cluster_urls(self.postgres_url, self.redis_url)
+        if self.name == "mariadb":
+            store = str(urlsplit(self.mysql_url)._replace(path=f"/{scope}", query="").geturl())
         try:
             yield store, queue if strategy is Strategy.QUEUED else "memory://"
         finally:
+            if self.name == "mariadb":
+                from eventpro.adapters.mysql import MysqlDatabase
+
+                MysqlDatabase(store).drop()
             clean_up(self.postgres_url, self.redis_url, scope)
+
+    def connections_allowed(self) -> int | None:
+        """How many connections the database server takes (None: no such limit)."""
+        if self.name == "postgres":
+            import psycopg
+
+            with psycopg.connect(self.postgres_url) as conn:
+                row = conn.execute("SHOW max_connections").fetchone()
+        elif self.name == "mariadb":
+            import sqlalchemy as sa
+
+            from eventpro.adapters.mysql.database import split_url
+
+            engine = sa.create_engine(split_url(self.mysql_url)[0], poolclass=sa.NullPool)
+            with engine.connect() as conn:
+                row = conn.exec_driver_sql("SELECT @@max_connections").first()
+            engine.dispose()
+        else:
+            return None
+        return int(row[0]) if row else None
 
 
 @dataclass(frozen=True)
@@ -183,6 +216,7 @@ def _strategy_run(
         "offered req/s": float(numbers.get("offered_per_s", 0.0)),
         "requests/s": float(numbers.get("answered_per_s", 0.0)),
         "server peak RSS MiB": round(rss, 1),
+        "database pool": "-" if strategy is Strategy.QUEUED else plan.pool_size,
     }
     broken = [f"{c.number} {c.name}" for c in report.checks if c.applies and not c.ok]
     return StrategyRun(
