@@ -12,7 +12,7 @@ export EVENTPRO_TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
 export EVENTPRO_TEST_MYSQL_URL ?= mysql://root@127.0.0.1:3306/test
 
 .DEFAULT_GOAL := help
-.PHONY: help install browser fmt lint typecheck test test-contract test-all cov serve worker demo bench loadtest check clean
+.PHONY: help install tools fmt lint typecheck test test-contract test-all cov serve worker demo bench loadtest check clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -30,10 +30,12 @@ $(STAMP): requirements.lock pyproject.toml
 
 install: $(STAMP) ## create .venv from the lockfile (when missing or stale)
 
-# Page tests drive Debian's Chromium through Playwright (browser downloads are not used).
-browser: ## install Debian's chromium when it is missing (needs root and apt)
-	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
-		&& apt-get install -y -qq chromium >/dev/null; } || echo "chromium missing: apt install chromium" >&2
+# Page tests drive Debian's Chromium through Playwright (browser downloads are not used);
+# `bench --loadgen` measures the load generator against wrk.
+tools: ## install Debian's chromium and wrk when missing (needs root and apt)
+	@for tool in chromium wrk; do command -v $$tool >/dev/null || { [ "$$(id -u)" = 0 ] \
+		&& command -v apt-get >/dev/null && apt-get install -y -qq $$tool >/dev/null; } \
+		|| echo "$$tool missing: apt install $$tool" >&2; done
 
 fmt: install ## format the code
 	$(BIN)/ruff format src tests
@@ -47,7 +49,7 @@ typecheck: install ## mypy --strict over src
 	$(BIN)/mypy
 
 # pytest exits 5 when it collected no test: that is a failure, never a pass.
-test: install browser ## the test suite (memory + sqlite, real server processes)
+test: install tools ## the test suite (memory + sqlite, real server processes)
 	$(BIN)/pytest $(PYTEST_ARGS); status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$status
 

@@ -227,3 +227,14 @@ def test_bench_quick_writes_its_json(tmp_path: Path, backend: str) -> None:
         sale = results["sale"]  # the flash sale on PostgreSQL + Redis, audited
         assert sale["ok"] and sale["answered_202"] == sale["buyers"] == 2000
         assert sale["oversold"] == 0 and sale["tickets_sold"] == sale["capacity"] == 500
+
+
+def test_bench_loadgen_measures_the_generator_beside_wrk(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    done = eventpro("bench", "--loadgen", "--quick", "--out", str(out), env=service_env())
+    assert done.returncode == 0, done.stdout + done.stderr
+    results = json.loads((tmp_path / "loadgen.json").read_text())
+    assert results["wrk"]["rate"] > 0 and results["loadgen"]["rate"] > 0
+    assert results["loadgen"]["errors"] == 0 and results["loadgen"]["cpu_s"] > 0
+    assert results["loadgen"]["answered"] == results["loadgen"]["requests"]
+    assert "loadtest / wrk" in done.stdout

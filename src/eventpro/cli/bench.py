@@ -7,7 +7,6 @@ mean something on a shared, noisy machine where absolute numbers do not.
 
 from __future__ import annotations
 
-import asyncio
 import enum
 import os
 import secrets
@@ -24,7 +23,7 @@ from rich.console import Console
 from rich.table import Table
 
 from eventpro.adapters import open_queue, open_store
-from eventpro.cli import bench_cluster, demo
+from eventpro.cli import bench_cluster, bench_loadgen, demo
 from eventpro.loadtest.client import (
     Answer,
     Shot,
@@ -34,6 +33,7 @@ from eventpro.loadtest.client import (
     open_loop,
     percentile,
 )
+from eventpro.loadtest.http import run
 from eventpro.loadtest.process import free_port, peak_rss_mib, served, uvicorn_args
 from eventpro.ports import Clock
 from eventpro.services.decisions import WorkerPolicy, decide_streak
@@ -64,8 +64,8 @@ def _rate(answers: Sequence[Answer], ok_status: int) -> dict[str, float]:
 
 def _closed(base: str, shots: list[Shot], connections: int, duration: float) -> list[Answer]:
     warm_up = min(WARM_UP, len(shots) // 4)
-    asyncio.run(closed_loop(base, shots[:warm_up], connections))
-    return asyncio.run(closed_loop(base, shots[warm_up:], connections, duration=duration))
+    run(closed_loop(base, shots[:warm_up], connections))
+    return run(closed_loop(base, shots[warm_up:], connections, duration=duration))
 
 
 def _buyers(path: str, start: int, count: int) -> list[Shot]:
@@ -111,9 +111,7 @@ def _admission(
         peak = _rate(_closed(base, _buyers(path, 0, count), connections, duration), 202)
         after_peak = memory()
         half = max(1.0, peak["rate"] / 2)
-        paced = asyncio.run(
-            open_loop(base, _buyers(path, count, int(half * duration)), half, connections)
-        )
+        paced = run(open_loop(base, _buyers(path, count, int(half * duration)), half, connections))
         latencies = [a.latency for a in paced if a.status == 202]
         return {
             "event_id": event_id,
@@ -173,10 +171,19 @@ def bench(
         "redis://127.0.0.1:6379/0"
     ),
     quick: Annotated[bool, typer.Option(help="tiny numbers: a smoke test of the bench")] = False,
+    loadgen: Annotated[
+        bool, typer.Option("--loadgen", help="measure the load generator against wrk instead")
+    ] = False,
+    processes: Annotated[
+        int, typer.Option(min=1, max=32, help="client processes of --loadgen")
+    ] = 2,
 ) -> None:
     """Baseline vs admission throughput, p99 at half load, worker decisions per second."""
     if quick:
         duration, connections = 0.5, 8
+    if loadgen:
+        _loadgen(connections, duration, processes, out.with_name("loadgen.json"))
+        return
     count = 2_000 if quick else 400_000
     workdir = Path(tempfile.mkdtemp(prefix="eventpro-bench-"))
     scope = ""
@@ -333,3 +340,23 @@ def _print(results: dict[str, Any]) -> None:
         "",
     )
     console.print(table)
+
+
+def _loadgen(connections: int, duration: float, processes: int, out: Path) -> None:
+    try:
+        results = bench_loadgen.measure(connections, duration, processes)
+    except bench_loadgen.WrkMissing as exc:
+        console.print(f"[red]{exc}[/]")
+        raise typer.Exit(1) from exc
+    bench_loadgen.write(results, out)
+    table = Table(title="the load generator against wrk (same endpoint, connections, run)")
+    for column in ("client", "requests/s", "CPU s", "note"):
+        table.add_column(column)
+    w, g = results["wrk"], results["loadgen"]
+    table.add_row("wrk", f"{w['rate']:,.0f}", f"{w['cpu_s']}", f"{w['threads']} threads")
+    note = f"{g['processes']} processes, CPU share {g['cpu_share']:.0%}, {g['errors']} errors"
+    table.add_row("eventpro loadtest", f"{g['rate']:,.0f}", f"{g['cpu_s']}", note)
+    verdict = "[green]PASS[/]" if results["pass"] else "[red]MISS[/]"
+    table.add_row("loadtest / wrk", f"{results['ratio']:.0%}", "", f">= 50% {verdict}")
+    console.print(table)
+    console.print(f"written to {out}")

@@ -6,7 +6,6 @@ backend (the cluster bench runs it on PostgreSQL + Redis).
 
 from __future__ import annotations
 
-import asyncio
 import os
 import secrets
 import tempfile
@@ -40,6 +39,7 @@ from eventpro.loadtest.client import (
     get_json,
     percentile,
 )
+from eventpro.loadtest.http import run
 from eventpro.loadtest.process import free_port, peak_rss_mib, served
 from eventpro.services.audit import AuditReport, audit_event, pages
 
@@ -159,7 +159,7 @@ def _sell(base: str, event_id: str, buyers: int, connections: int) -> tuple[list
     with Progress(*columns, console=console, transient=False) as progress:
         task = progress.add_task("buyers", total=buyers)
         started = time.time()
-        answers = asyncio.run(
+        answers = run(
             closed_loop(
                 base,
                 shots,

@@ -3,7 +3,9 @@
 
 - `POST /hello` reads the body and answers: the ceiling of this machine for an endpoint;
 - `POST /hello-redis` also makes one Redis round trip (`INCR`), the floor of any admission
-  that keeps its line in Redis (`EVENTPRO_BASELINE_REDIS_URL`).
+  that keeps its line in Redis (`EVENTPRO_BASELINE_REDIS_URL`);
+- `POST /v1/events/{id}/purchases` answers like `/hello` with a purchase in line, so the
+  load generator can be measured against `wrk` on the path it plays.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 HELLO = b'{"hello":"world"}'
+QUEUED = b'{"purchase_id":"pur_baseline","status":"queued","position":1,"reason":null}'
 
 
 async def hello(request: Request) -> Response:
@@ -30,6 +33,11 @@ async def hello_redis(request: Request) -> Response:
     await request.body()
     await request.app.state.redis.incr("eventpro_baseline:hits")
     return Response(HELLO, status_code=202, media_type="application/json")
+
+
+async def purchase(request: Request) -> Response:
+    await request.body()
+    return Response(QUEUED, status_code=202, media_type="application/json")
 
 
 async def healthz(_: Request) -> Response:
@@ -51,6 +59,7 @@ app = Starlette(
     routes=[
         Route("/hello", hello, methods=["POST"]),
         Route("/hello-redis", hello_redis, methods=["POST"]),
+        Route("/v1/events/{event_id}/purchases", purchase, methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
     ],
     lifespan=lifespan,

@@ -1,7 +1,7 @@
 """Fire HTTP requests at a target, closed-loop (N connections) or open-loop (a fixed rate).
 
-One aiohttp session with keep-alive; every answer is recorded with its latency, so
-callers compute percentiles and count outcomes. Loops are bounded in count and time.
+One `HttpClient` with keep-alive; every answer is recorded with its latency, so callers
+compute percentiles and count outcomes. Loops are bounded in count and time.
 """
 
 from __future__ import annotations
@@ -13,10 +13,9 @@ import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-import aiohttp
 import orjson
 
-JSON = {"Content-Type": "application/json"}
+from eventpro.loadtest.http import HttpClient
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,36 +29,21 @@ class Shot:
 @dataclass(frozen=True, slots=True)
 class Answer:
     index: int
-    status: int
+    status: int  # HTTP status, or 0 when no answer came
     latency: float  # seconds
     sent_at: float  # perf_counter
     body: bytes
 
 
-async def _send(session: aiohttp.ClientSession, base: str, shot: Shot) -> tuple[int, bytes]:
-    if shot.body is None:
-        async with session.get(base + shot.path) as response:
-            return response.status, await response.read()
-    data = orjson.dumps(shot.body)
-    async with session.post(base + shot.path, data=data, headers=JSON) as response:
-        return response.status, await response.read()
-
-
-async def _one(
-    session: aiohttp.ClientSession, base: str, index: int, shot: Shot, keep_body: bool
-) -> Answer:
+async def _one(client: HttpClient, index: int, shot: Shot, keep_body: bool) -> Answer:
     started = time.perf_counter()
-    try:
-        status, body = await _send(session, base, shot)
-    except (aiohttp.ClientError, TimeoutError) as exc:
-        status, body = 0, str(exc).encode()
+    if shot.body is None:
+        reply = await client.get(shot.path)
+    else:
+        reply = await client.post(shot.path, orjson.dumps(shot.body))
     latency = time.perf_counter() - started
-    return Answer(index, status, latency, started, body if keep_body or status == 0 else b"")
-
-
-def _session(connections: int, timeout: float) -> aiohttp.ClientSession:
-    connector = aiohttp.TCPConnector(limit=connections, force_close=False)
-    return aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=timeout))
+    status = max(reply.status, 0)
+    return Answer(index, status, latency, started, reply.body if keep_body else b"")
 
 
 async def closed_loop(
@@ -79,13 +63,13 @@ async def closed_loop(
     answers: list[Answer] = []
     cursor = iter(range(len(shots)))
     deadline = time.perf_counter() + duration if duration else float("inf")
-    async with _session(connections, timeout) as session:
+    async with HttpClient(base, connections, timeout) as client:
 
         async def lane() -> None:
             for index in cursor:
                 if time.perf_counter() > deadline:
                     return
-                answer = await _one(session, base, index, shots[index], keep_body)
+                answer = await _one(client, index, shots[index], keep_body)
                 answers.append(answer)
                 if on_answer is not None:
                     on_answer(answer)
@@ -103,10 +87,10 @@ async def open_loop(
     counts from that time, so a slow server and a late client both show in the numbers.
     """
     answers: list[Answer] = []
-    async with _session(connections, timeout) as session:
+    async with HttpClient(base, connections, timeout) as client:
 
         async def fire(index: int, scheduled: float) -> None:
-            answer = await _one(session, base, index, shots[index], False)
+            answer = await _one(client, index, shots[index], False)
             done = answer.sent_at + answer.latency
             answers.append(Answer(index, answer.status, done - scheduled, scheduled, b""))
 

@@ -10,7 +10,6 @@ Starlette endpoint, closed loop, the same connections) is measured in the same r
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import math
 import secrets
@@ -27,6 +26,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from eventpro.adapters import open_queue, open_store
 from eventpro.loadtest.client import Shot, closed_loop, create_event, get_json
+from eventpro.loadtest.http import run
 from eventpro.loadtest.process import (
     free_port,
     peak_rss_mib,
@@ -260,7 +260,7 @@ def measure_ceiling(connections: int, out: Path, duration: float = 5.0) -> Ceili
             for i in range(2_000_000)
         ]
         started = time.perf_counter()
-        answers = asyncio.run(closed_loop(base, shots, connections, duration=duration))
+        answers = run(closed_loop(base, shots, connections, duration=duration))
         elapsed = time.perf_counter() - started
     rate = sum(1 for a in answers if 200 <= a.status < 300) / elapsed
     return Ceiling(

@@ -13,26 +13,27 @@ rate it actually offered, and spreads buyers over several processes when asked.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import multiprocessing
 import random
 import resource
 import time
 import uuid
+import zlib
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-import aiohttp
 import orjson
 
 from eventpro.loadtest.client import percentile
+from eventpro.loadtest.http import CONNECTION_ERROR, TIMEOUT, HttpClient, Reply, run
 from eventpro.loadtest.scenario import Scenario
 
 FINAL = ("confirmed", "rejected")
 RETRIED_STATUSES = frozenset({429, 503})  # the server asks to come back (Retry-After)
-TIMEOUT, CONNECTION_ERROR = -1, 0  # status codes recorded for answers that never came
 
 
 @dataclass(slots=True)
@@ -211,19 +212,20 @@ def _requests(scenario: Scenario) -> list[tuple[int, int, float, bool]]:
     return planned
 
 
-def _body(scenario: Scenario, buyer: int, request: int) -> dict[str, object]:
+def _body(scenario: Scenario, buyer: int, request: int) -> bytes:
+    """The request's JSON body: the same for a duplicate as for its original."""
     mix = scenario.mix
-    seats = random.Random(f"{scenario.seed}:{buyer}:{request}").random() < mix.seats_share
-    section = mix.seat_section if seats else mix.section
-    return {"buyer_id": f"b{buyer}", "section": section, "quantity": mix.quantity}
+    section = mix.section
+    if mix.seats_share:  # a hash, not a seeded Random per request: that cost 25 µs each
+        draw = zlib.crc32(f"{scenario.seed}:{buyer}:{request}".encode()) / 2**32
+        section = mix.seat_section if draw < mix.seats_share else mix.section
+    return orjson.dumps({"buyer_id": f"b{buyer}", "section": section, "quantity": mix.quantity})
 
 
 async def _play(
     plan: _Plan, counters: Counters
 ) -> tuple[list[RequestRecord], list[tuple[float, float]]]:
     scenario = plan.scenario
-    connector = aiohttp.TCPConnector(limit=scenario.connections, force_close=False)
-    timeout = aiohttp.ClientTimeout(total=scenario.timeout_s)
     loop_start = time.perf_counter() + (plan.start_at - time.time())
     records: list[RequestRecord] = []
     remaining: list[tuple[float, float]] = []
@@ -231,9 +233,10 @@ async def _play(
     def now() -> float:
         return time.perf_counter() - loop_start
 
-    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
-        buyer = _Buyer(session, plan, now, counters)
-        watcher = asyncio.create_task(_watch_remaining(session, plan, now, remaining))
+    async with HttpClient(plan.base_url, scenario.connections, scenario.timeout_s) as client:
+        buyer = _Buyer(client, plan, now, counters)
+        done = asyncio.Event()
+        watcher = asyncio.create_task(_watch_remaining(client, plan, now, remaining, done))
         tasks = []
         for index, (who, request, arrives, duplicate) in enumerate(plan.requests):
             delay = arrives - now()
@@ -245,55 +248,58 @@ async def _play(
             if index % 2000 == 1999:  # keep finished tasks from piling up
                 tasks = [t for t in tasks if not t.done()]
         await asyncio.gather(*tasks)
-        watcher.cancel()
-        await asyncio.gather(watcher, return_exceptions=True)
+        done.set()  # not cancel(): a request cancelled in flight may never return
+        await watcher
     return records, remaining
 
 
 async def _watch_remaining(
-    session: aiohttp.ClientSession,
+    client: HttpClient,
     plan: _Plan,
     now: Callable[[], float],
     remaining: list[tuple[float, float]],
+    done: asyncio.Event,
 ) -> None:
-    """Tickets left, once a second, from the public event endpoint (NaN when it fails)."""
-    while True:
+    """Tickets left, once a second, from the public event endpoint (NaN when it fails),
+    until `done` is set."""
+    while not done.is_set():
         at = now()
+        reply = await client.get(f"/v1/events/{plan.event_id}")
         try:
-            async with session.get(f"{plan.base_url}/v1/events/{plan.event_id}") as answer:
-                event = orjson.loads(await answer.read()) if answer.status == 200 else None
+            event = orjson.loads(reply.body) if reply.status == 200 else None
             left = float(sum(s["remaining"] for s in event["sections"])) if event else math.nan
-        except (aiohttp.ClientError, TimeoutError, ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError):
             left = math.nan
         remaining.append((at, left))
-        await asyncio.sleep(max(0.0, 1.0 - (now() - at)))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(done.wait(), max(0.0, 1.0 - (now() - at)))
 
 
 class _Buyer:
     def __init__(
         self,
-        session: aiohttp.ClientSession,
+        client: HttpClient,
         plan: _Plan,
         now: Callable[[], float],
         counters: Counters,
     ) -> None:
-        self.session, self.plan, self.now, self.counters = session, plan, now, counters
+        self.client, self.plan, self.now, self.counters = client, plan, now, counters
         self.scenario = plan.scenario
+        self.path = f"/v1/events/{plan.event_id}/purchases"
 
     async def buy(self, record: RequestRecord) -> None:
         scenario = self.scenario
-        url = f"{self.plan.base_url}/v1/events/{self.plan.event_id}/purchases"
-        body = orjson.dumps(_body(scenario, record.buyer, record.request))
+        body = _body(scenario, record.buyer, record.request)
         headers = {
             "Content-Type": "application/json",
             "Idempotency-Key": f"{self.plan.run_id}-{record.buyer}-{record.request}",
         }
-        rng = random.Random(f"{record.buyer}:{record.request}:{record.duplicate}")
         for attempt in range(scenario.retry.max_attempts):
-            status, answer, retry_after = await self._post(url, body, headers, record)
-            if _in_flight(status, answer):  # our own duplicate is being admitted: ask again
-                await asyncio.sleep(rng.uniform(0.05, 0.2))
+            reply, answer = await self._post(body, headers, record)
+            if _in_flight(reply.status, answer):  # our own duplicate is being admitted: again
+                await asyncio.sleep(random.uniform(0.05, 0.2))
                 continue
+            status = reply.status
             if status in (201, 202, 409) or (400 <= status < 500 and status != 429):
                 await self._settle(record, status, answer)
                 return
@@ -302,34 +308,21 @@ class _Buyer:
                 break
             if scenario.retry.policy == "backoff":
                 ceiling = min(scenario.retry.max_delay_s, scenario.retry.base_delay_s * 2**attempt)
-                await asyncio.sleep(max(retry_after, rng.uniform(0, ceiling)))
+                await asyncio.sleep(max(reply.retry_after, random.uniform(0, ceiling)))
         record.outcome = "timeout" if record.attempts[-1].status == TIMEOUT else "error"
         record.decided_s = self.now()
         self.counters.decided += 1
 
     async def _post(
-        self, url: str, body: bytes, headers: dict[str, str], record: RequestRecord
-    ) -> tuple[int, Any, float]:
+        self, body: bytes, headers: dict[str, str], record: RequestRecord
+    ) -> tuple[Reply, Any]:
         sent = self.now()
         self.counters.sent += 1
-        retry_after = 0.0
-        answer: Any = None
-        try:
-            async with self.session.post(url, data=body, headers=headers) as response:
-                status = response.status
-                raw = await response.read()
-                retry_after = _seconds(response.headers.get("Retry-After"))
-            answer = orjson.loads(raw) if raw else None
-        except TimeoutError:
-            status = TIMEOUT
-        except (aiohttp.ClientError, OSError):
-            status = CONNECTION_ERROR
-        except orjson.JSONDecodeError:
-            answer = None
-        record.attempts.append(Attempt(sent, self.now() - sent, status))
-        if status > 0:
+        reply = await self.client.post(self.path, body, headers)
+        record.attempts.append(Attempt(sent, self.now() - sent, reply.status))
+        if reply.status > 0:
             self.counters.answered += 1
-        return status, answer, retry_after
+        return reply, _json(reply.body)
 
     async def _settle(self, record: RequestRecord, status: int, answer: Any) -> None:
         """Record the final outcome, waiting for it after a `202` still queued."""
@@ -364,20 +357,16 @@ class _Buyer:
         """The purchase once final, by polling or by its live stream; the last seen if not."""
         if purchase_id is None:
             return None
-        url = f"{self.plan.base_url}/v1/purchases/{purchase_id}"
+        path = f"/v1/purchases/{purchase_id}"
         deadline = self.now() + WAIT_LIMIT_S
         last: Any = None
-        pace = 0.0
         while self.now() < deadline:
-            try:
-                if self.scenario.wait == "stream":
-                    last = await self._stream(url + "/stream") or last
-                else:
-                    async with self.session.get(url) as response:
-                        last = orjson.loads(await response.read())
-                        pace = _seconds(response.headers.get("Retry-After"))
-            except (aiohttp.ClientError, TimeoutError, orjson.JSONDecodeError):
-                pass
+            pace = 0.0
+            if self.scenario.wait == "stream":
+                last = await self._stream(path + "/stream") or last
+            else:
+                reply = await self.client.get(path)
+                last, pace = _json(reply.body) or last, reply.retry_after
             if isinstance(last, dict) and last.get("status") in FINAL:
                 return last
             # the server's pace when it gives one, with jitter so polls do not synchronise
@@ -385,16 +374,14 @@ class _Buyer:
             await asyncio.sleep(interval * random.uniform(0.8, 1.2))
         return last
 
-    async def _stream(self, url: str) -> Any:
+    async def _stream(self, path: str) -> Any:
         """Read Server-Sent Events until a final status (or the stream ends)."""
         last: Any = None
-        timeout = aiohttp.ClientTimeout(total=WAIT_LIMIT_S, sock_read=30)
-        async with self.session.get(url, timeout=timeout) as response:
-            async for line in response.content:
-                if line.startswith(b"data:"):
-                    last = orjson.loads(line[5:].strip())
-                    if last.get("status") in FINAL:
-                        return last
+        async for line in self.client.lines(path, WAIT_LIMIT_S):
+            if line.startswith(b"data:"):
+                last = _json(line[5:].strip()) or last
+                if isinstance(last, dict) and last.get("status") in FINAL:
+                    return last
         return last
 
 
@@ -407,11 +394,11 @@ def _in_flight(status: int, answer: Any) -> bool:
     return bool(answer.get("error", {}).get("code") == "idempotency_key_in_flight")
 
 
-def _seconds(value: str | None) -> float:
+def _json(body: bytes) -> Any:
     try:
-        return max(0.0, float(value)) if value else 0.0
-    except ValueError:
-        return 0.0
+        return orjson.loads(body) if body else None
+    except orjson.JSONDecodeError:
+        return None
 
 
 # --------------------------------------------------------------------------- processes
@@ -420,7 +407,7 @@ def _seconds(value: str | None) -> float:
 def _play_in_process(plan: _Plan) -> tuple[list[RequestRecord], list[tuple[float, float]], float]:
     """A client process's whole life: play its share, return records and its CPU time."""
     started = resource.getrusage(resource.RUSAGE_SELF)
-    records, remaining = asyncio.run(_play(plan, Counters()))
+    records, remaining = run(_play(plan, Counters()))
     used = resource.getrusage(resource.RUSAGE_SELF)
     cpu = (used.ru_utime - started.ru_utime) + (used.ru_stime - started.ru_stime)
     return records, remaining, cpu
@@ -477,7 +464,7 @@ def _run_here(
             progress(counters, total)
         return result
 
-    records, remaining = asyncio.run(main())
+    records, remaining = run(main())
     used = resource.getrusage(resource.RUSAGE_SELF)
     cpu = (used.ru_utime - started.ru_utime) + (used.ru_stime - started.ru_stime)
     return records, remaining, cpu

@@ -1,0 +1,113 @@
+"""`eventpro bench --loadgen`: the load generator against `wrk`, on the same bare endpoint.
+
+A load generator that cannot offer more than the server takes measures itself. Both
+clients play the purchase POST against the bare Starlette baseline (served as every
+bench server is), with the same connections, one after the other in one run: `wrk`
+(C, epoll) for `duration` seconds, then `eventpro loadtest`'s engine with as many buyers
+as wrk answered in that time, all at once, over `processes` client processes.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import resource
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from eventpro.loadtest.process import free_port, served, uvicorn_args
+from eventpro.loadtest.run import run_load
+from eventpro.loadtest.scenario import Arrival, Retry, Scenario
+
+PATH = "/v1/events/evt_bench/purchases"
+BODY = '{"buyer_id":"bench","section":"Floor","quantity":1}'
+TARGET = 0.5  # the generator offers at least half of wrk's rate (issue 5)
+WRK_SCRIPT = f"""
+wrk.method = "POST"
+wrk.body = '{BODY}'
+wrk.headers["Content-Type"] = "application/json"
+"""
+
+
+class WrkMissing(RuntimeError):
+    """wrk is not installed: `apt install wrk` (or `make tools`)."""
+
+
+def measure(connections: int, duration: float, processes: int) -> dict[str, Any]:
+    """Rates and CPU use of wrk and of the load generator against the bare endpoint."""
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        raise WrkMissing(WrkMissing.__doc__)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EVENTPRO_")}
+    with served(uvicorn_args("eventpro.loadtest.baseline:app", port), env, f"{base}/healthz"):
+        theirs = _wrk(wrk, base + PATH, connections, duration)
+        ours = _loadgen(base, connections, processes, int(theirs["rate"] * max(1, duration)))
+    ratio = ours["rate"] / theirs["rate"] if theirs["rate"] else 0.0
+    return {
+        "connections": connections,
+        "duration_s": duration,
+        "wrk": theirs,
+        "loadgen": ours,
+        "ratio": round(ratio, 3),
+        "target": TARGET,
+        "pass": ratio >= TARGET,
+    }
+
+
+def _wrk(wrk: str, url: str, connections: int, duration: float) -> dict[str, Any]:
+    threads = min(connections, os.cpu_count() or 1)
+    with tempfile.NamedTemporaryFile("w", suffix=".lua") as script:
+        script.write(WRK_SCRIPT)
+        script.flush()
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        seconds = str(max(1, round(duration)))  # wrk takes whole seconds
+        args = [wrk, "-t", str(threads), "-c", str(connections), "-d", seconds]
+        done = subprocess.run(
+            [*args, "-s", script.name, url],
+            capture_output=True,
+            text=True,
+            timeout=duration + 60,
+            check=True,
+        )
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    rate = re.search(r"Requests/sec:\s+([0-9.]+)", done.stdout)
+    if rate is None:
+        raise RuntimeError(f"cannot read wrk's output:\n{done.stdout}{done.stderr}")
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return {"rate": round(float(rate.group(1)), 1), "threads": threads, "cpu_s": round(cpu, 2)}
+
+
+def _loadgen(base: str, connections: int, processes: int, buyers: int) -> dict[str, Any]:
+    scenario = Scenario(
+        name="against-wrk",
+        buyers=max(buyers, 1000),
+        arrival=Arrival(shape="burst"),
+        retry=Retry(policy="none", max_attempts=1),
+        wait="none",
+        connections=max(1, connections // processes),
+        processes=processes,
+        timeout_s=60,
+    )
+    summary = run_load(base, "evt_bench", scenario).summary()
+    return {
+        "rate": round(summary["answered_per_s"], 1),
+        "requests": summary["requests"],
+        "answered": summary["answered"],
+        "errors": summary["5xx"] + summary["timeouts"] + summary["connection_errors"],
+        "processes": processes,
+        "cpu_s": round(summary["client_cpu_s"], 2),
+        "cpu_share": round(summary["client_cpu_share"], 2),
+        "wall_s": round(summary["wall_s"], 2),
+    }
+
+
+def write(results: dict[str, Any], out: Path) -> None:
+    import orjson
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2))
