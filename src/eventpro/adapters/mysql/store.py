@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from eventpro.adapters.mysql.database import MysqlDatabase
-from eventpro.adapters.sqlite.rows import decode_cursor, encode_cursor
+from eventpro.adapters.paging import decode_cursor, page_of, page_of_events
 from eventpro.domain.model import (
     DecidedBatch,
     Decision,
@@ -135,9 +135,7 @@ class MysqlInventoryStore(InventoryStore):
                 " ORDER BY seq DESC LIMIT %s",
                 (before, before, limit + 1),
             ).all()
-        events = [inv.event for _, id_ in rows[:limit] if (inv := self.get_inventory(id_))]
-        more = len(rows) > limit
-        return Page(events, encode_cursor(rows[limit - 1][0]) if more else None)
+        return page_of_events(self, rows, limit)
 
     def set_paused(self, event_id: str, paused: bool) -> bool:
         with self.db.transaction() as conn:
@@ -185,9 +183,7 @@ class MysqlInventoryStore(InventoryStore):
                 " ORDER BY seq LIMIT %s",
                 (event_id, after, limit + 1),
             ).all()
-        more = len(rows) > limit
-        rows = rows[:limit]
-        return Page([_order(r) for r in rows], encode_cursor(rows[-1][0]) if more else None)
+        return page_of(rows, limit, _order)
 
     def ping(self) -> None:
         self.db.ping()

@@ -14,8 +14,8 @@ from typing import Any
 
 import orjson
 
+from eventpro.adapters.paging import decode_cursor, page_of, page_of_events
 from eventpro.adapters.postgres.database import PostgresDatabase
-from eventpro.adapters.sqlite.rows import decode_cursor, encode_cursor
 from eventpro.domain.model import (
     DecidedBatch,
     Decision,
@@ -121,9 +121,7 @@ class PostgresInventoryStore(InventoryStore):
                 " ORDER BY seq DESC LIMIT %(n)s",
                 {"before": before, "n": limit + 1},
             ).fetchall()
-        events = [inv.event for _, id_ in rows[:limit] if (inv := self.get_inventory(id_))]
-        more = len(rows) > limit
-        return Page(events, encode_cursor(rows[limit - 1][0]) if more else None)
+        return page_of_events(self, rows, limit)
 
     def set_paused(self, event_id: str, paused: bool) -> bool:
         with self.db.transaction() as conn:
@@ -207,9 +205,7 @@ class PostgresInventoryStore(InventoryStore):
                 " ORDER BY seq LIMIT %s",
                 (event_id, after, limit + 1),
             ).fetchall()
-        more = len(rows) > limit
-        rows = rows[:limit]
-        return Page([_order(r) for r in rows], encode_cursor(rows[-1][0]) if more else None)
+        return page_of(rows, limit, _order)
 
     def ping(self) -> None:
         self.db.ping()

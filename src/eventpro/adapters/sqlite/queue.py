@@ -14,11 +14,11 @@ from datetime import datetime
 
 import orjson
 
+from eventpro.adapters.paging import decode_cursor, page_of
 from eventpro.adapters.sqlite.database import SqliteDatabase
 from eventpro.adapters.sqlite.rows import (
     PURCHASE_COLUMNS,
-    decode_cursor,
-    encode_cursor,
+    Row,
     purchase_from_row,
     purchase_to_row,
 )
@@ -203,10 +203,7 @@ class SqliteQueue(PurchaseQueue):
                 " AND (? IS NULL OR status = ?) ORDER BY seq LIMIT ?",
                 (event_id, after, status, status, limit + 1),
             ).fetchall()
-        more = len(rows) > limit
-        rows = rows[:limit]
-        items = [purchase_from_row(r) for r in rows]
-        return Page(items, encode_cursor(rows[-1][0]) if more else None)
+        return page_of(rows, limit, purchase_from_row)
 
     def dead_letters(
         self, event_id: str | None, limit: int, cursor: str | None
@@ -219,13 +216,7 @@ class SqliteQueue(PurchaseQueue):
                 " AND (? IS NULL OR l.event_id = ?) AND p.seq > ? ORDER BY p.seq LIMIT ?",
                 (event_id, event_id, after, limit + 1),
             ).fetchall()
-        more = len(rows) > limit
-        rows = rows[:limit]
-        items = [
-            DeadLetter(purchase_from_row(r[:-3]), r[-3], r[-2] or "", datetime.fromisoformat(r[-1]))
-            for r in rows
-        ]
-        return Page(items, encode_cursor(rows[-1][0]) if more else None)
+        return page_of(rows, limit, _dead_letter)
 
     def redrive(self, event_id: str | None, purchase_ids: Sequence[str] | None) -> int:
         ids = orjson.dumps(list(purchase_ids or [])).decode()
@@ -274,6 +265,11 @@ def _record_decisions(conn: sqlite3.Connection, done: list[tuple[Purchase, Decis
             if d.status is PurchaseStatus.REJECTED
         ],
     )
+
+
+def _dead_letter(row: Row) -> DeadLetter:
+    purchase = purchase_from_row(row[:-3])
+    return DeadLetter(purchase, row[-3], row[-2] or "", datetime.fromisoformat(row[-1]))
 
 
 def _release_if_done(conn: sqlite3.Connection, delivery: Delivery) -> None:

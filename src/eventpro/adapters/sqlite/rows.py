@@ -1,9 +1,7 @@
-"""Row ↔ domain value conversions and opaque cursors shared by the SQLite adapters."""
+"""Row ↔ domain value conversions shared by the SQLite adapters."""
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -21,22 +19,6 @@ from eventpro.domain.model import (
 )
 
 Row = Sequence[Any]
-
-
-def encode_cursor(seq: int) -> str:
-    return base64.urlsafe_b64encode(orjson.dumps({"after": seq})).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> int:
-    """The sequence number a cursor points after; ValueError if it is not one of ours."""
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        value = orjson.loads(base64.urlsafe_b64decode(padded))["after"]
-    except (binascii.Error, orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-        raise ValueError(f"invalid cursor {cursor!r}") from exc
-    if not isinstance(value, int) or value < 0:
-        raise ValueError(f"invalid cursor {cursor!r}")
-    return value
 
 
 def event_from_row(row: Row, sections: Sequence[Row], seats: Sequence[Row]) -> Event:

@@ -14,13 +14,9 @@ from datetime import datetime
 
 import orjson
 
+from eventpro.adapters.paging import decode_cursor, page_of, page_of_events
 from eventpro.adapters.sqlite.database import SqliteDatabase
-from eventpro.adapters.sqlite.rows import (
-    decode_cursor,
-    encode_cursor,
-    event_from_row,
-    order_from_row,
-)
+from eventpro.adapters.sqlite.rows import event_from_row, order_from_row
 from eventpro.domain.model import (
     DecidedBatch,
     Decision,
@@ -120,9 +116,7 @@ class SqliteInventoryStore(InventoryStore):
                 "SELECT seq, id FROM events WHERE (? IS NULL OR seq < ?) ORDER BY seq DESC LIMIT ?",
                 (after, after, limit + 1),
             ).fetchall()
-        events = [inv.event for _, id_ in rows[:limit] if (inv := self.get_inventory(id_))]
-        more = len(rows) > limit
-        return Page(events, encode_cursor(rows[limit - 1][0]) if more else None)
+        return page_of_events(self, rows, limit)
 
     def set_paused(self, event_id: str, paused: bool) -> bool:
         with self.db.write() as conn:
@@ -277,9 +271,7 @@ class SqliteInventoryStore(InventoryStore):
                 "SELECT * FROM orders WHERE event_id = ? AND seq > ? ORDER BY seq LIMIT ?",
                 (event_id, after, limit + 1),
             ).fetchall()
-        more = len(rows) > limit
-        rows = rows[:limit]
-        return Page([order_from_row(r) for r in rows], encode_cursor(rows[-1][0]) if more else None)
+        return page_of(rows, limit, order_from_row)
 
     def ping(self) -> None:
         self.db.ping()
