@@ -4,8 +4,9 @@ connection, against the inventory store's own tables (so `eventpro audit` checks
 They exist to be measured against the queue (`eventpro replay`), never as a default:
 
 - `naive` is the monolith of the incident: every statement commits on its own (MySQL's
-  autocommit), so it reads the stock, checks it in Python and writes back the computed
-  value; two buyers who read the same stock both sell it. Driver errors are not mapped:
+  autocommit), so it reads the stock, checks it in Python and, 2 ms later (the monolith's
+  work and a network round trip), writes back the computed value; two buyers who read
+  the same stock both sell it. Driver errors are not mapped:
   they become 500s, as they did.
 - `locking` reads under a row lock (`SELECT … FOR UPDATE`; `BEGIN IMMEDIATE` on SQLite,
   whose only lock is the database's), then writes in the same transaction.
@@ -78,6 +79,10 @@ INSERT_ORDER = text(
     " :purchase_id, :section, :seats, :quantity, :amount_cents, :created_at)"
 )
 POOL_WAIT = 0.005  # seconds: a checkout slower than this waited for a free connection
+# What the monolith did between its read and its write: its own code and a network round
+# trip to the database. Loopback alone leaves a window too narrow to race reliably (a
+# negative control that sometimes does not oversell proves nothing).
+MONOLITH_THINK_S = 0.002
 ANY_SEAT_TRIES = 5  # `conditional` picking "any N seats" retries when another buyer won one
 
 
@@ -181,9 +186,14 @@ class SqlSeller(SynchronousSeller):
         """Check the seats are free, then write the stock computed from what was read:
         safe only under the section's lock (`locking`), a race without it (`naive`)."""
         order = self._pick_seats(conn, event, order, lock)
+        taken = order.seats and conn.execute(
+            TAKEN_SEATS, {"event": event.id, "labels": list(order.seats)}
+        ).first()
+        if taken:
+            raise Refused(Reason.SEAT_TAKEN)
+        if self.strategy is Strategy.NAIVE:
+            time.sleep(MONOLITH_THINK_S)
         if order.seats:
-            if conn.execute(TAKEN_SEATS, {"event": event.id, "labels": list(order.seats)}).first():
-                raise Refused(Reason.SEAT_TAKEN)
             conn.execute(MARK_SEATS, _seat_keys(event, order))
         keys = {"event": event.id, "section": order.section}
         conn.execute(SET_REMAINING, {**keys, "remaining": remaining - order.quantity})
