@@ -186,9 +186,10 @@ class SqlSeller(SynchronousSeller):
         """Check the seats are free, then write the stock computed from what was read:
         safe only under the section's lock (`locking`), a race without it (`naive`)."""
         order = self._pick_seats(conn, event, order, lock)
-        taken = order.seats and conn.execute(
-            TAKEN_SEATS, {"event": event.id, "labels": list(order.seats)}
-        ).first()
+        taken = (
+            order.seats
+            and conn.execute(TAKEN_SEATS, {"event": event.id, "labels": list(order.seats)}).first()
+        )
         if taken:
             raise Refused(Reason.SEAT_TAKEN)
         if self.strategy is Strategy.NAIVE:
