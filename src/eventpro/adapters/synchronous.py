@@ -4,10 +4,10 @@ connection, against the inventory store's own tables (so `eventpro audit` checks
 They exist to be measured against the queue (`eventpro replay`), never as a default:
 
 - `naive` is the monolith of the incident: every statement commits on its own (MySQL's
-  autocommit), so it reads the stock, checks it in Python and, 2 ms later (the monolith's
-  work and a network round trip), writes back the computed value; two buyers who read
-  the same stock both sell it. Driver errors are not mapped:
-  they become 500s, as they did.
+  autocommit), so it reads the stock, checks it in Python and, 20 ms later (the
+  monolith's work and a network round trip under load), writes back the computed value;
+  two buyers who read the same stock both sell it. Driver errors are not mapped: they
+  become 500s, as they did.
 - `locking` reads under a row lock (`SELECT … FOR UPDATE`; `BEGIN IMMEDIATE` on SQLite,
   whose only lock is the database's), then writes in the same transaction.
 - `conditional` takes the stock with one `UPDATE … WHERE remaining >= :n` and checks the
@@ -79,10 +79,12 @@ INSERT_ORDER = text(
     " :purchase_id, :section, :seats, :quantity, :amount_cents, :created_at)"
 )
 POOL_WAIT = 0.005  # seconds: a checkout slower than this waited for a free connection
-# What the monolith did between its read and its write: its own code and a network round
-# trip to the database. Loopback alone leaves a window too narrow to race reliably (a
-# negative control that sometimes does not oversell proves nothing).
-MONOLITH_THINK_S = 0.002
+# What the monolith did between its read and its write: a network round trip to the
+# database and its own code, on an event loop busy with the other buyers of the spike.
+# Loopback alone leaves a window too narrow to race reliably: here the server takes a
+# buyer every 1-2 ms, and a negative control that sometimes does not oversell proves
+# nothing (with 2 and 5 ms it once sold the two seats only once, out of 7 runs).
+MONOLITH_THINK_S = 0.020
 ANY_SEAT_TRIES = 5  # `conditional` picking "any N seats" retries when another buyer won one
 
 
@@ -105,6 +107,15 @@ class SqlSeller(SynchronousSeller):
         self._counts_lock = threading.Lock()
         # SQLite's one lock is the database's: BEGIN IMMEDIATE takes it up front.
         self._lock_suffix = "" if self.dialect == "sqlite" else " FOR UPDATE"
+        self._warm(pool_size)
+
+    def _warm(self, connections: int) -> None:
+        """Open the pool's connections now, as a monolith's pool is open before its sale:
+        PyMySQL's handshake runs in Python, and opening them under the spike would space
+        the first buyers out by the interpreter lock instead of racing them."""
+        with contextlib.ExitStack() as opened, self._errors_mapped():
+            for _ in range(connections):
+                opened.enter_context(self.engine.connect())
 
     def sell(
         self, purchase_id: str, event: Event, request: PurchaseRequest, now: datetime
