@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from importlib import resources
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -70,6 +70,19 @@ class PostgresDatabase:
         """One transaction on a pooled connection: committed on success, else rolled back."""
         with mapped_errors(), self.pool.connection() as conn:
             yield conn
+
+    @contextmanager
+    def statement(self) -> Iterator[psycopg.Connection[tuple[Any, ...]]]:
+        """A pooled connection in autocommit mode: each statement is its own transaction,
+        with no BEGIN and COMMIT round trips around it."""
+        with mapped_errors(), self.pool.connection() as conn:
+            conn.autocommit = True
+            try:
+                yield conn
+            finally:
+                # back as the pool lends it; a broken connection is the pool's to discard
+                with suppress(psycopg.Error):
+                    conn.autocommit = False
 
     def migrate(self) -> None:
         """Apply the numbered `.sql` files not applied yet, under an advisory lock.

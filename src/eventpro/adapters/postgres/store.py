@@ -152,22 +152,17 @@ class PostgresInventoryStore(InventoryStore):
             order_ids,
         ]
         seats = orjson.dumps([r.seats for r in requests]).decode()
-        touched = sorted({(p.event_id, p.request.section) for p in purchases})
-        with self.db.transaction() as conn, conn.pipeline():  # both in one round trip
-            decided = conn.execute(DECIDE, (*map(_joined, columns), seats, now))
-            emptied_now = conn.execute(
-                "SELECT name FROM sections WHERE remaining = 0"
-                " AND (event_id, name) IN (SELECT * FROM unnest(%s::text[], %s::text[]))",
-                ([e for e, _ in touched], [s for _, s in touched]),
-            )
-            rows, emptied = decided.fetchall(), emptied_now.fetchall()
+        # One statement in autocommit: the function's work is one transaction of its own.
+        with self.db.statement() as conn:
+            rows = conn.execute(DECIDE, (*map(_joined, columns), seats, now)).fetchall()
+        emptied = {row[0] for row in rows if row[1] == "emptied"}  # (section, "emptied")
         # A purchase without a row was confirmed as sent: its order id, no seats, now.
-        told = {row[0]: row for row in rows}
+        told = {row[0]: row for row in rows if row[1] != "emptied"}
         decisions = [
             self._decision(p, told.get(p.id) or (p.id, "confirmed", None, o, (), now))
             for p, o in zip(purchases, order_ids, strict=True)
         ]
-        return DecidedBatch(decisions, {row[0] for row in emptied})
+        return DecidedBatch(decisions, emptied)
 
     @staticmethod
     def _decision(purchase: Purchase, row: tuple[Any, ...]) -> Decision:

@@ -4,9 +4,9 @@
 -- A decided request is acknowledged and trimmed from the event's stream; a dead one is
 -- moved to the dead-letter stream `P:dlq`; a failed one that may be retried stays pending
 -- in the consumer group, where the next lease of the event reclaims it.
--- ARGV: prefix, event id, lease id, then 7 values per request, flat (no JSON to decode):
---       id, entry, buyer, quantity, status, reason, order_id; or, status "failed":
---       id, entry, attempts, failed_at, "failed", error, dead ("1" to dead-letter).
+-- ARGV: prefix, event id, lease id, and a JSON list of requests, each a list of
+--       [id, entry, buyer, quantity, status, reason, order_id] or, status "failed",
+--       [id, entry, attempts, failed_at, "failed", error, dead ("1" to dead-letter)].
 --       `entry`, `buyer` and `quantity` are what the lease delivered (its stream entry
 --       id, '' for a redriven request).
 local P, E, lease = ARGV[1], ARGV[2], ARGV[3]
@@ -14,14 +14,14 @@ local line, dead_line = P .. ':line:' .. E, P .. ':deadline:' .. E
 local stream, redriven = P .. ':stream:' .. E, P .. ':redriven:' .. E
 local lease_key = P .. ':lease:' .. E
 local items = {}
-for k = 4, #ARGV, 7 do
-  local d = {id = ARGV[k], entry = ARGV[k + 1], status = ARGV[k + 4]}
+for i, v in ipairs(cjson.decode(ARGV[4])) do
+  local d = {id = v[1], entry = v[2], status = v[5]}
   if d.status == 'failed' then
-    d.attempts, d.failed_at, d.error, d.dead = ARGV[k + 2], ARGV[k + 3], ARGV[k + 5], ARGV[k + 6]
+    d.attempts, d.failed_at, d.error, d.dead = v[3], v[4], v[6], v[7]
   else
-    d.buyer, d.quantity, d.reason, d.order_id = ARGV[k + 2], ARGV[k + 3], ARGV[k + 5], ARGV[k + 6]
+    d.buyer, d.quantity, d.reason, d.order_id = v[3], v[4], v[6], v[7]
   end
-  table.insert(items, d)
+  items[i] = d
 end
 local done_entries, done_ids = {}, {}
 

@@ -3,10 +3,12 @@
 --
 -- The batch comes as parallel arrays (one element per purchase; the seats as one JSON
 -- array of label arrays) instead of one JSON object per purchase read again by every
--- statement; the answer has a row only for a purchase that was not confirmed as sent (with the order id
--- it was given, no seats, at `decided_at`): one rejected, one decided before (its stored
--- decision), one in a reserved section (its seats). A full batch of a sale that still
--- has stock answers no row at all.
+-- statement. The answer has a row for each purchase not confirmed as sent (with the
+-- order id it was given, no seats, at `decided_at`): one rejected, one decided before
+-- (its stored decision), one in a reserved section (its seats); then a row with status
+-- 'emptied' naming each section the batch left empty. A full batch of a sale that
+-- still has stock answers no purchase row at all. It is one statement, so the caller
+-- may run it as its own transaction (autocommit): one round trip per batch.
 CREATE TABLE rejections (
     purchase_id text PRIMARY KEY,
     reason text NOT NULL,
@@ -97,90 +99,96 @@ BEGIN
         EXCEPTION WHEN SQLSTATE 'EP001' THEN
             NULL;
         END;
-        IF done THEN
-            RETURN;
-        END IF;
     END IF;
 
-    SELECT coalesce(array_agg(o.purchase_id), '{}') INTO known_orders
-    FROM orders o WHERE o.purchase_id = ANY (ids);
-    SELECT coalesce(array_agg(r.purchase_id), '{}') INTO known_rejections
-    FROM rejections r WHERE r.purchase_id = ANY (ids);
+    IF NOT done THEN
+        SELECT coalesce(array_agg(o.purchase_id), '{}') INTO known_orders
+        FROM orders o WHERE o.purchase_id = ANY (ids);
+        SELECT coalesce(array_agg(r.purchase_id), '{}') INTO known_rejections
+        FROM rejections r WHERE r.purchase_id = ANY (ids);
 
-    FOR i IN 1 .. n LOOP
-        IF ids[i] = ANY (known_orders) THEN
-            RETURN QUERY SELECT o.purchase_id, 'confirmed'::text, NULL::text, o.id, o.seats,
-                                o.created_at
-                         FROM orders o WHERE o.purchase_id = ids[i];
-            CONTINUE;
-        ELSIF ids[i] = ANY (known_rejections) THEN
-            RETURN QUERY SELECT r.purchase_id, 'rejected'::text, r.reason, NULL::text,
-                                NULL::text[], NULL::timestamptz
-                         FROM rejections r WHERE r.purchase_id = ids[i];
-            CONTINUE;
-        END IF;
-        k := array_position(keys, events[i] || E'\x1f' || names[i]);
-        wanted := ARRAY(SELECT jsonb_array_elements_text(seat_lists->(i - 1)));
-        sold := '{}';
-        IF k IS NULL OR stock[k] < quantities[i] THEN
-            got := 0;
-        ELSIF NOT reserved[k] THEN
-            got := quantities[i];
-        ELSIF cardinality(wanted) > 0 THEN  -- these seats or none: lock them in label order
-            PERFORM 1 FROM seats t WHERE t.event_id = events[i] AND t.label = ANY (wanted)
-            ORDER BY t.label FOR UPDATE;
-            UPDATE seats t SET order_id = order_ids[i]
-            WHERE t.event_id = events[i] AND t.label = ANY (wanted) AND t.order_id IS NULL
-              AND (SELECT count(*) FROM seats f WHERE f.event_id = events[i]
-                   AND f.label = ANY (wanted) AND f.order_id IS NULL) = cardinality(wanted);
-            GET DIAGNOSTICS got := ROW_COUNT;
-        ELSE  -- any free seats of the section, in seat order
-            UPDATE seats t SET order_id = order_ids[i]
-            WHERE t.event_id = events[i] AND t.label IN (
-                SELECT f.label FROM seats f
-                WHERE f.event_id = events[i] AND f.section = names[i] AND f.order_id IS NULL
-                ORDER BY f.idx LIMIT quantities[i] FOR UPDATE);
-            GET DIAGNOSTICS got := ROW_COUNT;
-            IF got <> quantities[i] THEN
-                RAISE EXCEPTION 'section %: seats and remaining disagree', names[i];
+        FOR i IN 1 .. n LOOP
+            IF ids[i] = ANY (known_orders) THEN
+                RETURN QUERY SELECT o.purchase_id, 'confirmed'::text, NULL::text, o.id, o.seats,
+                                    o.created_at
+                             FROM orders o WHERE o.purchase_id = ids[i];
+                CONTINUE;
+            ELSIF ids[i] = ANY (known_rejections) THEN
+                RETURN QUERY SELECT r.purchase_id, 'rejected'::text, r.reason, NULL::text,
+                                    NULL::text[], NULL::timestamptz
+                             FROM rejections r WHERE r.purchase_id = ids[i];
+                CONTINUE;
             END IF;
-        END IF;
-        IF got = 0 THEN
-            why := CASE WHEN cardinality(wanted) > 0 THEN 'seat_taken' ELSE 'sold_out' END;
-            rejected := rejected || i;
-            r_reason := r_reason || why;
-            RETURN QUERY SELECT ids[i], 'rejected'::text, why, NULL::text, NULL::text[],
-                                NULL::timestamptz;
-            CONTINUE;
-        END IF;
-        stock[k] := stock[k] - quantities[i];
-        taken[k] := taken[k] + quantities[i];
-        IF reserved[k] THEN
-            SELECT array_agg(t.label ORDER BY t.idx) INTO sold FROM seats t
-            WHERE t.event_id = events[i] AND t.order_id = order_ids[i];
-            RETURN QUERY SELECT ids[i], 'confirmed'::text, NULL::text, order_ids[i], sold,
-                                decided_at;
-        END IF;
-        confirmed := confirmed || i;
-        o_seats := o_seats || jsonb_build_array(to_jsonb(sold));
-    END LOOP;
+            k := array_position(keys, events[i] || E'\x1f' || names[i]);
+            wanted := ARRAY(SELECT jsonb_array_elements_text(seat_lists->(i - 1)));
+            sold := '{}';
+            IF k IS NULL OR stock[k] < quantities[i] THEN
+                got := 0;
+            ELSIF NOT reserved[k] THEN
+                got := quantities[i];
+            ELSIF cardinality(wanted) > 0 THEN  -- these seats or none: lock them in label order
+                PERFORM 1 FROM seats t WHERE t.event_id = events[i] AND t.label = ANY (wanted)
+                ORDER BY t.label FOR UPDATE;
+                UPDATE seats t SET order_id = order_ids[i]
+                WHERE t.event_id = events[i] AND t.label = ANY (wanted) AND t.order_id IS NULL
+                  AND (SELECT count(*) FROM seats f WHERE f.event_id = events[i]
+                       AND f.label = ANY (wanted) AND f.order_id IS NULL) = cardinality(wanted);
+                GET DIAGNOSTICS got := ROW_COUNT;
+            ELSE  -- any free seats of the section, in seat order
+                UPDATE seats t SET order_id = order_ids[i]
+                WHERE t.event_id = events[i] AND t.label IN (
+                    SELECT f.label FROM seats f
+                    WHERE f.event_id = events[i] AND f.section = names[i] AND f.order_id IS NULL
+                    ORDER BY f.idx LIMIT quantities[i] FOR UPDATE);
+                GET DIAGNOSTICS got := ROW_COUNT;
+                IF got <> quantities[i] THEN
+                    RAISE EXCEPTION 'section %: seats and remaining disagree', names[i];
+                END IF;
+            END IF;
+            IF got = 0 THEN
+                why := CASE WHEN cardinality(wanted) > 0 THEN 'seat_taken' ELSE 'sold_out' END;
+                rejected := rejected || i;
+                r_reason := r_reason || why;
+                RETURN QUERY SELECT ids[i], 'rejected'::text, why, NULL::text, NULL::text[],
+                                    NULL::timestamptz;
+                CONTINUE;
+            END IF;
+            stock[k] := stock[k] - quantities[i];
+            taken[k] := taken[k] + quantities[i];
+            IF reserved[k] THEN
+                SELECT array_agg(t.label ORDER BY t.idx) INTO sold FROM seats t
+                WHERE t.event_id = events[i] AND t.order_id = order_ids[i];
+                RETURN QUERY SELECT ids[i], 'confirmed'::text, NULL::text, order_ids[i], sold,
+                                    decided_at;
+            END IF;
+            confirmed := confirmed || i;
+            o_seats := o_seats || jsonb_build_array(to_jsonb(sold));
+        END LOOP;
 
-    FOR k IN 1 .. cardinality(keys) LOOP
-        CONTINUE WHEN taken[k] = 0;
-        UPDATE sections s SET remaining = s.remaining - taken[k]
-        WHERE s.event_id = k_event[k] AND s.name = k_name[k] AND s.remaining >= taken[k];
-        IF NOT FOUND THEN
-            RAISE EXCEPTION 'section %: stock changed under its lock', keys[k];
-        END IF;
-    END LOOP;
-    INSERT INTO orders (id, event_id, buyer_id, purchase_id, section, seats, quantity,
-                        amount_cents, created_at)
-    SELECT order_ids[c.i], events[c.i], buyers[c.i], ids[c.i], names[c.i],
-           ARRAY(SELECT jsonb_array_elements_text(o_seats->(c.nr::integer - 1))),
-           quantities[c.i], amounts[c.i], decided_at
-    FROM unnest(confirmed) WITH ORDINALITY AS c(i, nr)
-    ORDER BY c.nr;  -- orders.seq follows the allocation order
-    INSERT INTO rejections (purchase_id, reason, decided_at)
-    SELECT ids[r.i], r.reason, decided_at FROM unnest(rejected, r_reason) AS r(i, reason);
+        FOR k IN 1 .. cardinality(keys) LOOP
+            CONTINUE WHEN taken[k] = 0;
+            UPDATE sections s SET remaining = s.remaining - taken[k]
+            WHERE s.event_id = k_event[k] AND s.name = k_name[k] AND s.remaining >= taken[k];
+            IF NOT FOUND THEN
+                RAISE EXCEPTION 'section %: stock changed under its lock', keys[k];
+            END IF;
+        END LOOP;
+        INSERT INTO orders (id, event_id, buyer_id, purchase_id, section, seats, quantity,
+                            amount_cents, created_at)
+        SELECT order_ids[c.i], events[c.i], buyers[c.i], ids[c.i], names[c.i],
+               ARRAY(SELECT jsonb_array_elements_text(o_seats->(c.nr::integer - 1))),
+               quantities[c.i], amounts[c.i], decided_at
+        FROM unnest(confirmed) WITH ORDINALITY AS c(i, nr)
+        ORDER BY c.nr;  -- orders.seq follows the allocation order
+        INSERT INTO rejections (purchase_id, reason, decided_at)
+        SELECT ids[r.i], r.reason, decided_at FROM unnest(rejected, r_reason) AS r(i, reason);
+    END IF;
+
+    -- the sections this batch left empty, so that admission can refuse at once
+    RETURN QUERY SELECT s.name, 'emptied'::text, NULL::text, NULL::text, NULL::text[],
+                        NULL::timestamptz
+                 FROM sections s
+                 WHERE (s.event_id, s.name) IN (SELECT * FROM unnest(k_event, k_name))
+                   AND s.remaining = 0;
 END;
 $$;
