@@ -10,8 +10,9 @@ import logging
 from typing import Any
 
 import orjson
-from fastapi import FastAPI, Request
+from fastapi import Request
 from fastapi.exceptions import RequestValidationError
+from starlette.applications import Starlette
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
@@ -122,7 +123,7 @@ async def _admission(_: Request, exc: Exception) -> Response:
     return error_response(status, exc.code, exc.message, field, headers)
 
 
-def install(app: FastAPI, retry_after: int) -> None:
+def install(app: Starlette, retry_after: int) -> None:
     """Register the handlers that turn exceptions into error answers."""
 
     async def _store(_: Request, exc: Exception) -> Response:

@@ -7,9 +7,8 @@ import os
 from typing import Any
 
 import uvicorn
-from fastapi import FastAPI
 
-from eventpro.api.app import create_app
+from eventpro.api.app import HotPath, create_app
 from eventpro.bootstrap import bootstrap, redact
 from eventpro.config import Settings
 
@@ -54,6 +53,6 @@ def run_server(settings: Settings) -> None:
     uvicorn.run(create_app(container), **options)
 
 
-def app_from_env() -> FastAPI:
+def app_from_env() -> HotPath:
     """The app of one of several `serve --processes N` processes, from EVENTPRO_* variables."""
     return create_app(bootstrap(Settings()))
