@@ -76,7 +76,12 @@ def create_app(container: Container) -> HotPath:
     for module in (events, purchases, streams, admin, health):
         app.include_router(module.router)
     # The hot path, as a bare Starlette app beside FastAPI's (see `purchases.fast_purchase`).
-    hot = Starlette(routes=[NamedRoute(PURCHASES, purchases.fast_purchase, methods=["POST"])])
+    hot = Starlette(
+        routes=[
+            NamedRoute(PURCHASES, purchases.fast_purchase, methods=["POST"]),
+            NamedRoute(PURCHASE, purchases.fast_get_purchase, methods=["GET"]),
+        ]
+    )
     hot.state = app.state  # the same admission service, metrics and token
     for served in (app, hot):
         errors.install(served, settings.retry_after)
@@ -86,29 +91,30 @@ def create_app(container: Container) -> HotPath:
 
 
 PURCHASES = "/v1/events/{event_id}/purchases"
+PURCHASE = "/v1/purchases/{purchase_id}"
+HOT_PATHS = {  # method -> the paths HotPath serves from the bare app
+    "POST": re.compile(r"/v1/events/[^/]+/purchases"),
+    "GET": re.compile(r"/v1/purchases/[^/]+"),
+}
 
 
 class HotPath:
-    """Sends `POST /v1/events/{id}/purchases` straight to its bare Starlette app, and every
-    other request, the lifespan included, to FastAPI.
+    """Sends the two requests of a spike, `POST /v1/events/{id}/purchases` and the buyers'
+    polls `GET /v1/purchases/{id}`, straight to their bare Starlette app, and every other
+    request, the lifespan included, to FastAPI.
 
-    Under the spike nearly every request is that one, and FastAPI's own middleware stack
-    (telemetry, a second body limit, an exit stack per request) cost more than half of
-    its time; the route FastAPI keeps for it documents it in `/openapi.json`.
+    FastAPI's own middleware stack (telemetry, a second body limit, an exit stack per
+    request) cost more than half of the time of these two; the routes FastAPI keeps for
+    them document them in `/openapi.json`.
     """
-
-    HOT = re.compile(r"/v1/events/[^/]+/purchases")
 
     def __init__(self, api: FastAPI, hot: ASGIApp) -> None:
         self.api, self.hot = api, hot
         self.state = api.state
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (
-            scope["type"] == "http"
-            and scope["method"] == "POST"
-            and self.HOT.fullmatch(scope["path"])
-        ):
+        path = HOT_PATHS.get(scope["method"]) if scope["type"] == "http" else None
+        if path is not None and path.fullmatch(scope["path"]):
             await self.hot(scope, receive, send)
         else:
             await self.api(scope, receive, send)
