@@ -12,13 +12,12 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import matplotlib
-
-matplotlib.use("Agg")  # files only: no display on servers and in CI
-
-import matplotlib.pyplot as plt
 from jinja2 import Environment, PackageLoader, select_autoescape
+
+if TYPE_CHECKING:
+    from types import ModuleType
 
 # (key in StrategyRun.series, title, y label)
 PLOTS = (
@@ -59,8 +58,20 @@ def share_of_ceiling(run: StrategyRun, ceiling: Ceiling) -> float:
     return rate / ceiling.requests_per_s if ceiling.requests_per_s else 0.0
 
 
+def _pyplot() -> ModuleType:
+    """matplotlib, loaded when a plot is drawn: importing it costs every `eventpro`
+    process 56 MiB, the API servers included."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only: no display on servers and in CI
+    import matplotlib.pyplot
+
+    return matplotlib.pyplot
+
+
 def plot(runs: Sequence[StrategyRun], key: str, title: str, ylabel: str, path: Path) -> Path:
     """One line per strategy over the seconds of the run."""
+    plt = _pyplot()
     figure, axes = plt.subplots(figsize=(8, 3.6), dpi=110)
     for run in runs:
         t, values = run.series.get("t", []), run.series.get(key, [])
