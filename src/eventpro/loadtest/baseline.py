@@ -47,7 +47,10 @@ async def healthz(_: Request) -> Response:
 @asynccontextmanager
 async def lifespan(app: Starlette) -> AsyncIterator[None]:
     url = os.environ.get("EVENTPRO_BASELINE_REDIS_URL", "redis://127.0.0.1:6379/0")
-    app.state.redis = aioredis.Redis.from_url(url)
+    # a request waits for a pooled connection rather than fail: redis-py's default pool
+    # refuses a connection beyond its limit, and 500s would flatter whatever is compared
+    pool = aioredis.BlockingConnectionPool.from_url(url, max_connections=256, timeout=30)
+    app.state.redis = aioredis.Redis(connection_pool=pool)
     try:
         yield
     finally:
