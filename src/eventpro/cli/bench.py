@@ -135,10 +135,12 @@ def _decisions(store_url: str, queue_url: str, batch_size: int) -> dict[str, Any
     clock = Clock()
     policy = WorkerPolicy(batch_size=batch_size, overlap=store_url != queue_url)  # as deployed
     decided, started = 0, time.perf_counter()
+    marks = [(started, 0)]  # after each streak of batches: (time, decided so far)
     try:
         with overlap_thread(policy) as overlap:
             while (result := decide_streak(store, queue, clock, policy, overlap)).leased:
                 decided += result.decided
+                marks.append((time.perf_counter(), decided))
     finally:
         seconds = time.perf_counter() - started
         queue.close()
@@ -147,6 +149,7 @@ def _decisions(store_url: str, queue_url: str, batch_size: int) -> dict[str, Any
         "decided": decided,
         "seconds": round(seconds, 3),
         "rate": round(decided / seconds, 1) if seconds else 0.0,
+        "median_window_rate": bench_cluster.median_window_rate(marks),
         "batch_size": batch_size,
     }
 
@@ -249,7 +252,11 @@ def _summarise(
 ) -> dict[str, Any]:
     ratio = admission["max"]["rate"] / baseline["rate"] if baseline["rate"] else 0.0
     if floor is not None:  # cluster: sell-through against bare batched UPDATEs
-        sell_through = decisions["rate"] / floor["rate"] if floor["rate"] else 0.0
+        # medians of windows of ~10,000 requests on both sides: a stall of this shared
+        # machine (a checkpoint, a neighbour) then moves neither ratio much
+        ours, theirs = decisions["median_window_rate"], floor["median_window_rate"]
+        sell_through = ours / theirs if theirs else 0.0
+        whole = decisions["rate"] / floor["rate"] if floor["rate"] else 0.0
         return {
             "machine": {"cpus": os.cpu_count(), "connections": connections, "duration_s": duration},
             "baseline": baseline,
@@ -259,6 +266,7 @@ def _summarise(
             "ratios": {
                 "admission_vs_baseline": round(ratio, 3),
                 "decisions_vs_bare_updates": round(sell_through, 3),
+                "decisions_vs_bare_updates_whole_runs": round(whole, 3),
             },
             "targets": CLUSTER_TARGETS,
             "pass": {
@@ -313,9 +321,15 @@ def _print(results: dict[str, Any]) -> None:
     )
     if floor:
         table.add_row("bare batched conditional UPDATEs", f"{floor['rate']:,.0f} /s", "", "")
+        medians = f"{d['median_window_rate']:,.0f} / {floor['median_window_rate']:,.0f} /s"
+        table.add_row("median of 10,000-request windows: ours / bare", medians, "", "")
         share = results["ratios"]["decisions_vs_bare_updates"]
+        whole = results["ratios"]["decisions_vs_bare_updates_whole_runs"]
         table.add_row(
-            "decisions / bare UPDATEs", f"{share:.0%}", ">= 50%", verdict("decisions_ratio")
+            "decisions / bare UPDATEs (windows; whole runs)",
+            f"{share:.0%}; {whole:.0%}",
+            ">= 50%",
+            verdict("decisions_ratio"),
         )
     if sale := results.get("sale"):
         table.add_row(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import statistics
 import time
 import uuid
 from typing import Any
@@ -10,6 +12,7 @@ import psycopg
 import redis
 
 from eventpro.adapters.postgres.database import split_url
+from eventpro.services.decisions import WorkerPolicy
 
 
 def cluster_urls(postgres_url: str, redis_url: str) -> tuple[str, str, str]:
@@ -45,7 +48,8 @@ def bare_batched_updates(
         conn.execute("CREATE TABLE bench_stock (id int PRIMARY KEY, remaining int)")
         conn.execute("INSERT INTO bench_stock VALUES (1, %s)", (requests,))
         started = time.perf_counter()
-        for done in range(0, requests, batch_size):
+        marks = [(started, 0)]  # every WINDOW batches, as the workers' streaks
+        for batch, done in enumerate(range(0, requests, batch_size), start=1):
             n = min(batch_size, requests - done)
             with conn.transaction(), conn.cursor() as cur:
                 cur.executemany(
@@ -53,10 +57,27 @@ def bare_batched_updates(
                     " WHERE id = 1 AND remaining >= 1",
                     [()] * n,
                 )
+            if batch % WINDOW == 0:
+                marks.append((time.perf_counter(), done + n))
         seconds = time.perf_counter() - started
+        marks.append((started + seconds, requests))
     return {
         "decided": requests,
         "seconds": round(seconds, 3),
         "rate": round(requests / seconds, 1) if seconds else 0.0,
+        "median_window_rate": median_window_rate(marks),
         "batch_size": batch_size,
     }
+
+
+WINDOW = WorkerPolicy().streak  # batches: a window as long as a worker's streak
+
+
+def median_window_rate(marks: list[tuple[float, int]]) -> float:
+    """The median rate over consecutive windows, from (time, count so far) marks."""
+    rates = [
+        (n2 - n1) / (t2 - t1)
+        for (t1, n1), (t2, n2) in itertools.pairwise(marks)
+        if t2 > t1 and n2 > n1
+    ]
+    return round(statistics.median(rates), 1) if rates else 0.0
