@@ -19,7 +19,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from eventpro.adapters.mysql.database import MysqlDatabase
-from eventpro.adapters.paging import decode_cursor, page_of, page_of_events
+from eventpro.adapters.paging import decode_cursor, page_of_events
+from eventpro.adapters.sql_reads import ORDER_COLUMNS, Rows, SqlReads
 from eventpro.domain.model import (
     DecidedBatch,
     Decision,
@@ -32,13 +33,10 @@ from eventpro.domain.model import (
     Section,
 )
 from eventpro.domain.rules import make_order
-from eventpro.ports import Conflict, IdSource, InventoryStore, Page
+from eventpro.ports import Conflict, IdSource, Page
 
 EVENT_COLUMNS = "id, name, venue, starts_at, sale_opens_at, per_buyer_limit, created_at, paused"
 MARKS_8 = "(%s, %s, %s, %s, %s, %s, %s, %s)"
-ORDER_COLUMNS = (
-    "seq, id, event_id, buyer_id, purchase_id, section, seats, quantity, amount_cents, created_at"
-)
 
 
 def to_db(moment: datetime) -> datetime:
@@ -50,7 +48,7 @@ def from_db(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC)
 
 
-class MysqlInventoryStore(InventoryStore):
+class MysqlInventoryStore(SqlReads):
     capabilities = frozenset({"transactions", "durable", "shared"})
 
     def __init__(self, db: MysqlDatabase, ids: IdSource | None = None) -> None:
@@ -143,15 +141,6 @@ class MysqlInventoryStore(InventoryStore):
             conn.exec_driver_sql("UPDATE events SET paused = %s WHERE id = %s", (paused, event_id))
             return found is not None  # rowcount counts changed rows, not matched ones
 
-    def seat_map(self, event_id: str, section: str) -> list[tuple[str, bool]]:
-        with self.db.transaction() as conn:
-            rows = conn.exec_driver_sql(
-                "SELECT label, order_id IS NULL FROM seats WHERE event_id = %s AND section = %s"
-                " ORDER BY idx",
-                (event_id, section),
-            ).all()
-        return [(label, bool(free)) for label, free in rows]
-
     def decide(self, purchases: Sequence[Purchase], now: datetime) -> DecidedBatch:
         if not purchases:
             return DecidedBatch([])
@@ -168,22 +157,13 @@ class MysqlInventoryStore(InventoryStore):
             batch.write(now)
         return DecidedBatch(decisions, batch.emptied())
 
-    def get_order(self, order_id: str) -> Order | None:
+    def _rows(self, sql: str, params: Sequence[object]) -> Rows:
         with self.db.transaction() as conn:
-            row = conn.exec_driver_sql(
-                f"SELECT {ORDER_COLUMNS} FROM orders WHERE id = %s", (order_id,)
-            ).first()
-        return _order(row) if row else None
+            return conn.exec_driver_sql(sql, tuple(params)).all()
 
-    def list_orders(self, event_id: str, limit: int, cursor: str | None) -> Page[Order]:
-        after = decode_cursor(cursor) if cursor else 0
-        with self.db.transaction() as conn:
-            rows = conn.exec_driver_sql(
-                f"SELECT {ORDER_COLUMNS} FROM orders WHERE event_id = %s AND seq > %s"
-                " ORDER BY seq LIMIT %s",
-                (event_id, after, limit + 1),
-            ).all()
-        return page_of(rows, limit, _order)
+    @staticmethod
+    def _order_of(row: Sequence[Any]) -> Order:
+        return _order(row)
 
     def ping(self) -> None:
         self.db.ping()

@@ -14,8 +14,9 @@ from typing import Any
 
 import orjson
 
-from eventpro.adapters.paging import decode_cursor, page_of, page_of_events
+from eventpro.adapters.paging import decode_cursor, page_of_events
 from eventpro.adapters.postgres.database import PostgresDatabase
+from eventpro.adapters.sql_reads import Rows, SqlReads
 from eventpro.domain.model import (
     DecidedBatch,
     Decision,
@@ -27,7 +28,7 @@ from eventpro.domain.model import (
     Reason,
     Section,
 )
-from eventpro.ports import Conflict, IdSource, InventoryStore, Page, StoreError
+from eventpro.ports import Conflict, IdSource, Page, StoreError
 
 EVENT_COLUMNS = "id, name, venue, starts_at, sale_opens_at, per_buyer_limit, created_at, paused"
 # Columns travel as text joined by US (0x1f), split by the server's string_to_array:
@@ -40,12 +41,9 @@ DECIDE = (
     + ", string_to_array(%s, E'\\x1f')::integer[], string_to_array(%s, E'\\x1f')::bigint[]"
     + ", string_to_array(%s, E'\\x1f'), %s::jsonb, %s)"
 )
-ORDER_COLUMNS = (
-    "seq, id, event_id, buyer_id, purchase_id, section, seats, quantity, amount_cents, created_at"
-)
 
 
-class PostgresInventoryStore(InventoryStore):
+class PostgresInventoryStore(SqlReads):
     capabilities = frozenset({"transactions", "durable", "shared"})
 
     def __init__(self, db: PostgresDatabase, ids: IdSource | None = None) -> None:
@@ -129,15 +127,6 @@ class PostgresInventoryStore(InventoryStore):
             cur = conn.execute("UPDATE events SET paused = %s WHERE id = %s", (paused, event_id))
             return cur.rowcount == 1
 
-    def seat_map(self, event_id: str, section: str) -> list[tuple[str, bool]]:
-        with self.db.transaction() as conn:
-            rows = conn.execute(
-                "SELECT label, order_id IS NULL FROM seats WHERE event_id = %s AND section = %s"
-                " ORDER BY idx",
-                (event_id, section),
-            ).fetchall()
-        return [(label, bool(free)) for label, free in rows]
-
     def decide(self, purchases: Sequence[Purchase], now: datetime) -> DecidedBatch:
         if not purchases:
             return DecidedBatch([])
@@ -194,22 +183,16 @@ class PostgresInventoryStore(InventoryStore):
             purchase_id, PurchaseStatus(status), Reason(reason) if reason else None, order
         )
 
-    def get_order(self, order_id: str) -> Order | None:
+    def _rows(self, sql: str, params: Sequence[object]) -> Rows:
         with self.db.transaction() as conn:
-            row = conn.execute(
-                f"SELECT {ORDER_COLUMNS} FROM orders WHERE id = %s", (order_id,)
-            ).fetchone()
-        return _order(row) if row else None
+            return conn.execute(sql, params).fetchall()
 
-    def list_orders(self, event_id: str, limit: int, cursor: str | None) -> Page[Order]:
-        after = decode_cursor(cursor) if cursor else 0
-        with self.db.transaction() as conn:
-            rows = conn.execute(
-                f"SELECT {ORDER_COLUMNS} FROM orders WHERE event_id = %s AND seq > %s"
-                " ORDER BY seq LIMIT %s",
-                (event_id, after, limit + 1),
-            ).fetchall()
-        return page_of(rows, limit, _order)
+    @staticmethod
+    def _order_of(row: Sequence[Any]) -> Order:
+        _, id_, event_id, buyer_id, purchase_id, section, seats, quantity, amount, created = row
+        return Order(
+            id_, event_id, buyer_id, purchase_id, section, tuple(seats), quantity, amount, created
+        )
 
     def ping(self) -> None:
         self.db.ping()
@@ -224,10 +207,3 @@ def _joined(values: list[str]) -> str:
     if text.count(SEPARATOR) != len(values) - 1:
         raise StoreError("a purchase field holds the control character U+001F")
     return text
-
-
-def _order(row: tuple[Any, ...]) -> Order:
-    _, id_, event_id, buyer_id, purchase_id, section, seats, quantity, amount, created = row
-    return Order(
-        id_, event_id, buyer_id, purchase_id, section, tuple(seats), quantity, amount, created
-    )
