@@ -25,7 +25,7 @@ $(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check --require-hashes --no-deps -r requirements.lock
 	$(BIN)/pip check --disable-pip-version-check
-	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e ".[postgres,redis,mysql,replay]"
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e ".[postgres,redis,mysql,replay,aws]"
 	touch $(STAMP)
 
 install: $(STAMP) ## create .venv from the lockfile (when missing or stale)
