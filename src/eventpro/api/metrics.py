@@ -6,7 +6,11 @@ from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from eventpro.api.protocol import REFUSED
 from eventpro.services.decisions import BatchResult
+
+# The limits that refuse requests before they reach a route (see protocol.py, limits.py).
+LIMITS = ("head_too_large", "too_many_headers", "head_timeout", "body_too_large")
 
 
 class Metrics:
@@ -52,6 +56,15 @@ class Metrics:
             buckets=(1, 10, 50, 100, 250, 500, 1000, 5000),
             registry=self.registry,
         )
+
+        refused = Gauge(
+            "eventpro_refused_total",
+            "requests or connections refused by a limit of the server, by reason",
+            ["reason"],
+            registry=self.registry,
+        )
+        for reason in LIMITS:
+            refused.labels(reason).set_function(lambda r=reason: REFUSED[r])  # type: ignore[misc]
 
         # Labelled children, cached: `labels()` takes a lock and builds a key every call.
         self._request_counters: dict[tuple[str, int], Counter] = {}

@@ -8,6 +8,7 @@ from datetime import datetime
 from eventpro.domain.model import Event, EventStatus, Inventory, Section
 from eventpro.domain.rules import event_status, validate_event
 from eventpro.ports import Clock, IdSource, InventoryStore, Page, PurchaseQueue
+from eventpro.services.cache import TtlCache
 from eventpro.services.wire import EventIn
 
 
@@ -100,6 +101,25 @@ def view_event(
         status=event_status(inventory.event, inventory.remaining, clock.now()),
         queue_depth=queue.depth(event_id),
     )
+
+
+class EventViews:
+    """`view_event`, remembered for `ttl` seconds: many readers of one event at once (a
+    listing, pollers, streams) cost one store read and one queue count a moment."""
+
+    def __init__(
+        self, store: InventoryStore, queue: PurchaseQueue, clock: Clock, ttl: float = 0.5
+    ) -> None:
+        self._store, self._queue, self._clock = store, queue, clock
+        self._views: TtlCache[str, EventView | None] = TtlCache(ttl)
+
+    def get(self, event_id: str) -> EventView | None:
+        return self._views.get(
+            event_id, lambda key: view_event(self._store, self._queue, self._clock, key)
+        )
+
+    def forget(self, event_id: str) -> None:
+        self._views.forget(event_id)
 
 
 def list_events(store: InventoryStore, limit: int, cursor: str | None) -> Page[Event]:

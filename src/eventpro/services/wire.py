@@ -12,7 +12,15 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    model_validator,
+)
 
 from eventpro.domain.model import Order, Purchase
 from eventpro.domain.rules import (
@@ -28,9 +36,20 @@ if TYPE_CHECKING:
     from eventpro.services.events import EventView
     from eventpro.services.purchases import PurchaseView
 
-Label = Annotated[str, Field(min_length=1, max_length=64)]
+
+def _printable(text: str) -> str:
+    # shown to buyers and operators and printed on tickets: no control characters
+    if not text.isprintable():
+        raise ValueError("must not hold control characters")
+    return text
+
+
+Printable = AfterValidator(_printable)
+Label = Annotated[str, Field(min_length=1, max_length=64), Printable]
 BuyerId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.@-]{1,64}$")]
-Name = Annotated[str, Field(min_length=1, max_length=200)]
+Name = Annotated[str, Field(min_length=1, max_length=200), Printable]
+# Ids are ours (`evt_…`, `pur_…`): letters, digits and a few marks; anything else names nothing.
+Id = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,100}$")]
 
 
 class Strict(BaseModel):
@@ -38,7 +57,7 @@ class Strict(BaseModel):
 
 
 class SectionIn(Strict):
-    name: Annotated[str, Field(min_length=1, max_length=100)]
+    name: Annotated[str, Field(min_length=1, max_length=100), Printable]
     price_cents: Annotated[StrictInt, Field(ge=0, le=10**9)]
     capacity: Annotated[StrictInt, Field(ge=1, le=MAX_CAPACITY)] | None = None
     seats: Annotated[list[Label], Field(min_length=1, max_length=MAX_SEATS_PER_EVENT)] | None = None
@@ -69,8 +88,8 @@ class PurchaseIn(Strict):
 
 
 class RedriveIn(Strict):
-    event_id: Annotated[str, Field(min_length=1, max_length=100)] | None = None
-    purchase_ids: Annotated[list[Label], Field(min_length=1, max_length=1000)] | None = None
+    event_id: Id | None = None
+    purchase_ids: Annotated[list[Id], Field(min_length=1, max_length=1000)] | None = None
 
     @model_validator(mode="after")
     def _one_target(self) -> RedriveIn:

@@ -326,10 +326,10 @@ class RedisQueue(PurchaseQueue):
         """A 202 promises survival of a crash: only an append-only file keeps that promise."""
         try:
             config = cast(dict[str, str], self.client.config_get("append*"))
-        except redis.ResponseError as exc:  # CONFIG renamed or forbidden
-            return f"cannot tell whether Redis persists its data ({exc})"
-        except redis.RedisError as exc:
-            return f"cannot reach Redis to check persistence ({exc})"
+        except redis.ResponseError:  # CONFIG renamed or forbidden
+            return "cannot tell whether Redis persists its data (CONFIG GET is refused)"
+        except redis.RedisError:
+            return "cannot reach Redis to check whether it persists its data"
         if config.get("appendonly") != "yes":
             return (
                 "Redis keeps no append-only file (appendonly no): a Redis restart loses"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import APIRouter
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.concurrency import run_in_threadpool
@@ -12,6 +14,7 @@ from eventpro.api.routes.common import errors, json_response
 from eventpro.ports import StoreError
 
 router = APIRouter(tags=["health"])
+log = logging.getLogger(__name__)
 
 
 @router.get("/healthz")
@@ -33,7 +36,8 @@ async def readyz(container: ContainerDep) -> Response:
             await run_in_threadpool(backend.ping)
             states[name] = "ok"
         except StoreError as exc:
-            states[name] = f"unavailable: {exc}"
+            log.warning("readyz: the %s is unavailable: %s", name, exc)
+            states[name] = "unavailable"  # the cause stays in the log: /readyz is public
     failing = [name for name, state in states.items() if state != "ok"]
     if failing:
         retry = str(container.settings.retry_after)
