@@ -93,13 +93,16 @@ def view_event(
     store: InventoryStore, queue: PurchaseQueue, clock: Clock, event_id: str
 ) -> EventView | None:
     """The event with live remaining stock, status and queue depth, or None."""
+    # The line first, then the stock: a depth of 0 then means the stock read after it is
+    # final (read the other way round, the last batch could land in between).
+    depth = queue.depth(event_id)
     inventory = store.get_inventory(event_id)
     if inventory is None:
         return None
     return EventView(
         inventory=inventory,
         status=event_status(inventory.event, inventory.remaining, clock.now()),
-        queue_depth=queue.depth(event_id),
+        queue_depth=depth,
     )
 
 
