@@ -94,9 +94,8 @@ async def _validation(_: Request, exc: Exception) -> Response:
         return error_response(400, "malformed_json", "the body is not valid JSON")
     field = _field_of(first)
     message = str(first.get("msg", "invalid request"))
-    return error_response(
-        422, "validation_error", f"{field}: {message}" if field else message, field
-    )
+    code = "invalid_cursor" if field == "cursor" else "validation_error"
+    return error_response(422, code, f"{field}: {message}" if field else message, field)
 
 
 async def _http(_: Request, exc: Exception) -> Response:

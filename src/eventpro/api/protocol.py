@@ -46,6 +46,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._head_timer: asyncio.TimerHandle | None = None
         self._head_timeout = _head_timeout()
         self._discarding = False  # after a refusal: what still arrives is dropped
+        self._tail = b""  # the last bytes of the head seen, to find its end across chunks
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -59,7 +60,11 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if self._discarding:
             return
         if self._in_head:
-            self._head_bytes += len(data)
+            # only the bytes up to the end of the head count: a body may share the chunk
+            seen = self._tail + data
+            end = seen.find(b"\r\n\r\n")
+            self._head_bytes += len(data) if end < 0 else end + 4 - len(self._tail)
+            self._tail = seen[-3:]
             if self._head_bytes > MAX_HEAD_BYTES:
                 self._refuse_head("head_too_large")
                 return
@@ -68,6 +73,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._in_head, self._head_bytes, self._header_count = True, 0, 0
+        self._tail = b""
         if self._head_timer is None:
             self._start_head_timer()
 

@@ -83,9 +83,9 @@ def resolve_request(
         raise InvalidPurchase("give exactly one of 'section' and 'seats'", field="section")
     if seats is not None:
         seats = tuple(seats)
-        if quantity is not None and quantity != len(seats):
+        if quantity is not None:
             raise QuantityOutOfRange(
-                "with 'seats', 'quantity' is the number of seats named (or left out)",
+                "with 'seats', leave 'quantity' out: it is the number of seats named",
                 field="quantity",
             )
         return _resolve_named_seats(event, buyer_id, seats)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -111,15 +112,25 @@ class EventViews:
     listing, pollers, streams) cost one store read and one queue count a moment."""
 
     def __init__(
-        self, store: InventoryStore, queue: PurchaseQueue, clock: Clock, ttl: float = 0.5
+        self,
+        store: InventoryStore,
+        queue: PurchaseQueue,
+        clock: Clock,
+        ttl: float = 0.5,
+        on_view: Callable[[EventView], None] = lambda view: None,
     ) -> None:
         self._store, self._queue, self._clock = store, queue, clock
         self._views: TtlCache[str, EventView | None] = TtlCache(ttl)
+        self._on_view = on_view  # told each view read from the backends
 
     def get(self, event_id: str) -> EventView | None:
-        return self._views.get(
-            event_id, lambda key: view_event(self._store, self._queue, self._clock, key)
-        )
+        return self._views.get(event_id, self._read)
+
+    def _read(self, event_id: str) -> EventView | None:
+        view = view_event(self._store, self._queue, self._clock, event_id)
+        if view is not None:
+            self._on_view(view)
+        return view
 
     def forget(self, event_id: str) -> None:
         self._views.forget(event_id)

@@ -10,14 +10,14 @@ from eventpro.api.body import documented, parse_body
 from eventpro.api.deps import Admin, AdmissionDep, ContainerDep, Cursor, Limit, ViewsDep
 from eventpro.api.routes.common import errors, json_response, not_found, page_json, paged
 from eventpro.api.routes.events import event_answer
-from eventpro.api.schemas import EventOut
+from eventpro.api.schemas import DeadLetterPage, EventOut, Redriven
 from eventpro.services import events as event_service
 from eventpro.services.wire import RedriveIn, dead_letter_json
 
 router = APIRouter(tags=["operations"], dependencies=[Admin])
 
 
-@router.get("/v1/admin/dead-letters", responses=errors(401, 422))
+@router.get("/v1/admin/dead-letters", response_model=DeadLetterPage, responses=errors(401, 422))
 async def dead_letters(
     container: ContainerDep,
     event_id: str | None = Query(None, pattern=r"^[A-Za-z0-9_.-]{1,100}$"),
@@ -33,7 +33,8 @@ async def dead_letters(
 
 @router.post(
     "/v1/admin/dead-letters/redrive",
-    responses=errors(400, 401, 422),
+    response_model=Redriven,
+    responses=errors(400, 401, 413, 422),
     openapi_extra=documented(RedriveIn),
 )
 async def redrive(request: Request, container: ContainerDep) -> Response:

@@ -10,7 +10,7 @@ from eventpro.api.body import documented, parse_body
 from eventpro.api.deps import Admin, ContainerDep, Cursor, Limit
 from eventpro.api.errors import ApiError
 from eventpro.api.routes.common import errors, json_response, not_found, page_json, paged
-from eventpro.api.schemas import EventOut
+from eventpro.api.schemas import EventOut, EventPage, SeatPage
 from eventpro.bootstrap import Container
 from eventpro.domain.model import Event
 from eventpro.services import events as event_service
@@ -54,7 +54,7 @@ async def create_event(request: Request, container: ContainerDep) -> Response:
     return json_response(answer, 201, {"Location": f"/v1/events/{event.id}"})
 
 
-@router.get("/v1/events", responses=errors(422))
+@router.get("/v1/events", response_model=EventPage, responses=errors(422))
 async def list_events(
     request: Request, container: ContainerDep, limit: Limit = 100, cursor: Cursor = None
 ) -> Response:
@@ -81,13 +81,15 @@ async def get_event(event_id: str, request: Request, container: ContainerDep) ->
     return json_response(await event_answer(container, event_id, request.app.state.views))
 
 
-@router.get("/v1/events/{event_id}/seats", responses=errors(404, 422))
+@router.get("/v1/events/{event_id}/seats", response_model=SeatPage, responses=errors(404, 422))
 async def seat_map(
     event_id: str,
     container: ContainerDep,
     section: str = Query(min_length=1, max_length=100),
+    limit: Limit = 100,
+    cursor: Cursor = None,
 ) -> Response:
-    """Each seat of a reserved section with `available`."""
+    """A page of the seats of a reserved section, in seat order, each with `available`."""
     inventory = await run_in_threadpool(container.store.get_inventory, event_id)
     if inventory is None:
         raise not_found("event", event_id)
@@ -100,10 +102,14 @@ async def seat_map(
             "section",
         )
     seats = await run_in_threadpool(container.store.seat_map, event_id, section)
+    start = int(cursor) if cursor else 0  # a seat's place in the section (Cursor: digits)
+    chosen = seats[start : start + limit]
+    more = start + limit < len(seats)
     return json_response(
         {
             "event_id": event_id,
             "section": section,
-            "items": [{"label": label, "available": free} for label, free in seats],
+            "items": [{"label": label, "available": free} for label, free in chosen],
+            "next_cursor": str(start + limit) if more else None,
         }
     )

@@ -11,19 +11,20 @@ from starlette.responses import Response
 
 from eventpro.api.deps import ContainerDep, MetricsDep
 from eventpro.api.routes.common import errors, json_response
+from eventpro.api.schemas import Alive, Ready
 from eventpro.ports import StoreError
 
 router = APIRouter(tags=["health"])
 log = logging.getLogger(__name__)
 
 
-@router.get("/healthz")
+@router.get("/healthz", response_model=Alive)
 async def healthz() -> Response:
     """The process is alive."""
     return json_response({"status": "ok"})
 
 
-@router.get("/readyz", responses=errors(503))
+@router.get("/readyz", response_model=Ready, responses=errors(503))
 async def readyz(container: ContainerDep) -> Response:
     """Every backend answers: 200, else 503 naming the backend that does not.
 
