@@ -121,9 +121,13 @@ def test_rules_before_the_line(ports) -> None:
         assert early.purchase.reason is Reason.SALE_NOT_OPEN and early.purchase.position is None
         await service.submit(event.id, _buy("u1"), None)
         await service.submit(event.id, _buy("u2"), None)
+        # the line's depth is read in a thread, the last one served meanwhile: the bound
+        # holds from the next refresh on (a backpressure bound, not an exact count)
+        service.forget_event(event.id)
         with pytest.raises(LineFull):
             await service.submit(event.id, _buy("u3"), None)
         set_paused(store, event.id, True)
+        service.forget_event(event.id)  # as the admin route does
         with pytest.raises(AdmissionPaused):
             await service.submit(event.id, _buy("u4"), None)
 
@@ -145,3 +149,28 @@ def test_limit_counts_requests_already_in_line(ports) -> None:
         assert asyncio.run(run()) == [None, None, Reason.LIMIT_EXCEEDED]
     finally:
         service.close()
+
+
+def test_the_event_cache_reads_in_a_thread_once_and_serves_the_old_value_meanwhile() -> None:
+    import threading
+
+    from eventpro.services.cache import TtlCache
+
+    loop_thread = threading.get_ident()
+    reads: list[int] = []
+
+    def load(key: str) -> int:
+        reads.append(threading.get_ident())
+        return len(reads)
+
+    async def run() -> list[int]:
+        cache: TtlCache[str, int] = TtlCache(ttl=0.0)  # always stale
+        first = await cache.aget("e", load)
+        served = await asyncio.gather(*(cache.aget("e", load) for _ in range(5)))
+        await asyncio.sleep(0.05)  # the refresh lands
+        cache.forget("e")
+        return [first, *served, await cache.aget("e", load)]
+
+    values = asyncio.run(run())
+    assert values == [1, 1, 1, 1, 1, 1, 3]  # one refresh for five readers, stale meanwhile
+    assert loop_thread not in reads

@@ -122,18 +122,18 @@ class AdmissionService:
         self._in_flight: dict[tuple[str, str], asyncio.Future[Admitted]] = {}
         self.committer = GroupCommitter(queue)
 
-    def event(self, event_id: str) -> Event | None:
-        """The event's definition, cached briefly: it changes only by pause and resume."""
+    async def event(self, event_id: str) -> Event | None:
+        """The event's definition, cached briefly: it changes only by pause and resume.
+        Read in a thread, so the event loop never waits for the store."""
+        return await self._events.aget(event_id, self._load_event)
 
-        def load(key: str) -> Event | None:
-            inventory = self._store.get_inventory(key)
-            return inventory.event if inventory else None
+    def _load_event(self, event_id: str) -> Event | None:
+        inventory = self._store.get_inventory(event_id)
+        return inventory.event if inventory else None
 
-        return self._events.get(event_id, load)
-
-    def open_event(self, event_id: str) -> Event:
+    async def open_event(self, event_id: str) -> Event:
         """The event, if it exists and takes purchases now (else a `DomainError`)."""
-        event = self.event(event_id)
+        event = await self.event(event_id)
         if event is None:
             raise EventNotFound(f"no event {event_id!r}")
         if event.paused:
@@ -141,17 +141,19 @@ class AdmissionService:
         return event
 
     def forget_event(self, event_id: str) -> None:
+        """Read the event and its line's depth afresh next time (after a pause, say)."""
         self._events.forget(event_id)
+        self._depths.forget(event_id)
 
     async def submit(
         self, event_id: str, body: PurchaseInput, idempotency_key: str | None
     ) -> Admitted:
         """Admit one purchase request; raise a `DomainError` if it can't be."""
-        event = self.open_event(event_id)
+        event = await self.open_event(event_id)
         request = resolve_request(
             event, body.buyer_id, section=body.section, seats=body.seats, quantity=body.quantity
         )
-        if self._depths.get(event_id, self._queue.depth) >= self._max_line:
+        if await self._depths.aget(event_id, self._queue.depth) >= self._max_line:
             raise LineFull(
                 f"the line for {event_id} is full; try again", retry_after=self._retry_after
             )

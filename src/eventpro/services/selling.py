@@ -37,7 +37,7 @@ class SynchronousSale:
 
     async def buy(self, event_id: str, body: PurchaseInput, idempotency_key: str | None) -> Order:
         """The order, or `Refused` with the reason; a retried key returns the first order."""
-        event = self._admission.open_event(event_id)
+        event = await self._admission.open_event(event_id)
         request = resolve_request(
             event, body.buyer_id, section=body.section, seats=body.seats, quantity=body.quantity
         )
