@@ -33,6 +33,7 @@ from tests.support import (
     ThrowawayPostgres,
     audit_acknowledged,
     free_port,
+    redis_answers,
     service_env,
     start_redis,
     wait_until,
@@ -179,7 +180,7 @@ def test_a_sale_survives_kills_a_redis_crash_and_a_postgres_outage(tmp_path: Pat
                 EVENTPRO_VISIBILITY_TIMEOUT="2",
                 EVENTPRO_BATCH_SIZE="50",
             )
-            wait_until(lambda: _redis_answers(redis_url), timeout=10)
+            wait_until(lambda: redis_answers(redis_url), timeout=10)
             fleet = Fleet(env, [free_port() for _ in range(3)])
             try:
                 _run(fleet, postgres, restart_redis, env)
@@ -243,16 +244,6 @@ def _run(fleet: Fleet, postgres: ThrowawayPostgres, restart_redis, env: dict[str
     assert sum(fleet.killed.values()) == KILLS
     assert seen[503] > 0, "no buyer asked while a dependency was down"
     assert len(set(acknowledged)) == BUYERS  # one purchase per buyer, none twice
-
-
-def _redis_answers(url: str) -> bool:
-    import redis as redis_client
-
-    try:
-        with redis_client.Redis.from_url(url, socket_timeout=0.5) as client:
-            return bool(client.ping())
-    except redis_client.RedisError:
-        return False
 
 
 def _healthy(ports: list[int]) -> bool:
