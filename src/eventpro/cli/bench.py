@@ -22,7 +22,7 @@ from rich.console import Console
 from rich.table import Table
 
 from eventpro.bootstrap import Backends, Servers, Tier, bootstrap, fresh_backends
-from eventpro.cli import bench_loadgen, bench_store, demo
+from eventpro.cli import bench_loadgen, bench_polls, bench_store, demo
 from eventpro.config import Settings
 from eventpro.loadtest.client import (
     Answer,
@@ -177,12 +177,24 @@ def bench(
     processes: Annotated[
         int, typer.Option(min=1, max=32, help="client processes of --loadgen")
     ] = 2,
+    polls: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            max=10_000_000,
+            help="measure a poll at the head and the tail of a line of this many instead",
+        ),
+    ] = 0,
 ) -> None:
     """Baseline vs admission throughput, p99 at half load, worker decisions per second."""
     if quick:
         duration, connections = 0.5, 8
     if loadgen:
         _loadgen(connections, duration, processes, out.with_name("loadgen.json"))
+        return
+    if polls:
+        servers = Servers(postgres_url, redis_url)
+        _polls(Tier.named(backend), servers, 2_000 if quick else polls, duration, out)
         return
     count = 2_000 if quick else 400_000
     tier = Tier.named(backend)
@@ -362,3 +374,25 @@ def _loadgen(connections: int, duration: float, processes: int, out: Path) -> No
     table.add_row("loadtest / wrk", f"{results['ratio']:.0%}", "", f">= 50% {verdict}")
     console.print(table)
     console.print(f"written to {out}")
+
+
+def _polls(tier: Tier, servers: Servers, line: int, duration: float, out: Path) -> None:
+    results = {"backend": tier.value, **bench_polls.measure(tier, servers, line, duration)}
+    path = out.with_name(f"polls-{tier.value}.json")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2))
+    table = Table(title=f"a poll at the head and the tail of a line of {line:,} ({tier})")
+    for column in ("measure", "requests/s", "p99", "per admission"):
+        table.add_column(column)
+    share = results["polls_per_admission"]
+    for name, key in (("poll, first in line", "head"), ("poll, last in line", "tail")):
+        got = results[f"poll_{key}"]
+        table.add_row(name, f"{got['rate']:,.0f}", f"{got['p99_ms']} ms", f"{share[key]}x")
+    admission = results["admission"]
+    table.add_row(
+        "admission (POST)", f"{admission['rate']:,.0f}", f"{admission['p99_ms']} ms", "1x"
+    )
+    rss = " → ".join(f"{mib:.0f} MiB at {n}" for n, mib in results["server_rss_mib"].items())
+    table.add_row("server RSS as the line grows", rss, "", "")
+    console.print(table)
+    console.print(f"written to {path}")

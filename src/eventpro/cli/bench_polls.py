@@ -1,0 +1,145 @@
+"""`eventpro bench --polls`: what a buyer's poll costs at the head and at the tail of a
+long line, beside what an admission costs, on the same server in the same run.
+
+A line of `line` undecided requests is admitted straight through the queue port (the
+point is the line, not how it was filled) into fresh backends of the tier, while
+`eventpro serve --workers 0` serves them. Then `wrk` polls `GET /v1/purchases/{id}` of the
+first purchase in line, then of the last, then POSTs new purchases, `duration` seconds
+each: a poll must cost far less than an admission wherever the buyer stands (`ahead` is
+O(log n) on every queue). The server's resident memory is read with the line at 10,000
+and at `line`: the line lives in the queue, not in the process.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import shutil
+import subprocess
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from eventpro.bootstrap import Servers, Tier, fresh_backends, open_queue
+from eventpro.domain.model import PurchaseRequest
+from eventpro.loadtest.client import create_event
+from eventpro.loadtest.process import free_port, peak_rss_mib, served
+from eventpro.ports import Admission, IdSource, PurchaseQueue
+
+FIRST_LINE = 10_000
+GROUP = 2_000  # admissions a call: a group commit, as the API makes them
+WRK_POST = """
+counter = 0
+math.randomseed(os.time() + math.floor(os.clock() * 1000000))
+prefix = "w" .. math.random(1000000000)
+request = function()
+  counter = counter + 1
+  local body = '{"buyer_id":"' .. prefix .. counter .. '","section":"Floor","quantity":1}'
+  return wrk.format("POST", nil, {["Content-Type"] = "application/json"}, body)
+end
+"""
+
+
+def measure(tier: Tier, servers: Servers, line: int, duration: float) -> dict[str, Any]:
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        raise RuntimeError("wrk is not installed: `apt install wrk` (or `make tools`)")
+    workdir = Path(tempfile.mkdtemp(prefix="eventpro-polls-"))
+    try:
+        with fresh_backends(tier, servers, workdir) as backends:
+            token = secrets.token_urlsafe(24)
+            port = free_port()
+            base = f"http://127.0.0.1:{port}"
+            env = {
+                **os.environ,
+                "EVENTPRO_DATABASE_URL": backends.database_url,
+                "EVENTPRO_QUEUE_URL": backends.queue_url,
+                "EVENTPRO_ADMIN_TOKEN": token,
+            }
+            args = ["eventpro", "serve", "--port", str(port), "--workers", "0"]
+            with served(args, env, f"{base}/healthz") as server:
+                body = {
+                    "name": "polls",
+                    "venue": "bench",
+                    "starts_at": "2030-01-01T20:00:00Z",
+                    "sections": [{"name": "Floor", "capacity": 10_000_000, "price_cents": 1}],
+                }
+                event_id = create_event(base, token, body)
+                return _measure(wrk, base, server.pid, backends.queue_url, event_id, line, duration)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _measure(
+    wrk: str, base: str, pid: int, queue_url: str, event_id: str, line: int, duration: float
+) -> dict[str, Any]:
+    queue = open_queue(queue_url)
+    try:
+        first = _fill(queue, event_id, 0, min(FIRST_LINE, line))
+        head, tail_small = first[0], first[-1]
+        _wrk(wrk, f"{base}/v1/purchases/{tail_small}", 1.0)  # warm up
+        rss_small = peak_rss_mib(pid, "VmRSS")
+        more = _fill(queue, event_id, len(first), line - len(first))
+        tail = more[-1] if more else tail_small
+    finally:
+        queue.close()
+    poll_head = _wrk(wrk, f"{base}/v1/purchases/{head}", duration)
+    poll_tail = _wrk(wrk, f"{base}/v1/purchases/{tail}", duration)
+    admission = _wrk(wrk, f"{base}/v1/events/{event_id}/purchases", duration, WRK_POST)
+    per_admission = admission["rate"] or 1.0
+    return {
+        "line": line,
+        "duration_s": duration,
+        "poll_head": poll_head,
+        "poll_tail": poll_tail,
+        "admission": admission,
+        "server_rss_mib": {
+            str(min(FIRST_LINE, line)): round(rss_small, 1),
+            str(line): round(peak_rss_mib(pid, "VmRSS"), 1),
+        },
+        "polls_per_admission": {
+            "head": round(poll_head["rate"] / per_admission, 2),
+            "tail": round(poll_tail["rate"] / per_admission, 2),
+        },
+    }
+
+
+def _fill(queue: PurchaseQueue, event_id: str, start: int, count: int) -> list[str]:
+    """Admit `count` buyers of one ticket each; their purchase ids, in line order."""
+    ids, source, now = [], IdSource(), datetime.now(UTC)
+    for offset in range(start, start + count, GROUP):
+        group = [
+            Admission(
+                purchase_id=source.new("pur"),
+                event_id=event_id,
+                request=PurchaseRequest(f"line{i}", "Floor", 1, (), 1),
+                per_buyer_limit=4,
+                received_at=now,
+            )
+            for i in range(offset, min(offset + GROUP, start + count))
+        ]
+        ids += [admitted.purchase.id for admitted in queue.admit(group)]
+    return ids
+
+
+def _wrk(wrk: str, url: str, duration: float, script: str | None = None) -> dict[str, float]:
+    with tempfile.NamedTemporaryFile("w", suffix=".lua") as lua:
+        lua.write(script or "")
+        lua.flush()
+        args = [wrk, "-t", "2", "-c", "64", "-d", f"{max(1, round(duration))}s", "--latency"]
+        done = subprocess.run(
+            [*args, "-s", lua.name, url], capture_output=True, text=True, timeout=duration + 60
+        )
+    rate = re.search(r"Requests/sec:\s+([0-9.]+)", done.stdout)
+    errors = re.search(r"Non-2xx or 3xx responses:\s+([0-9]+)", done.stdout)
+    p99 = re.search(r"99%\s+([0-9.]+)(us|ms|s)", done.stdout)
+    if rate is None:
+        raise RuntimeError(f"cannot read wrk's output:\n{done.stdout}{done.stderr}")
+    scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+    return {
+        "rate": round(float(rate.group(1)), 1),
+        "errors": int(errors.group(1)) if errors else 0,
+        "p99_ms": round(float(p99.group(1)) * scale[p99.group(2)], 2) if p99 else float("nan"),
+    }
