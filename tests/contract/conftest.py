@@ -25,14 +25,16 @@ import psycopg
 import pytest
 
 from eventpro.adapters import open_queue, open_store
+from eventpro.adapters.memory import MemoryQueue
 from eventpro.adapters.mysql import MysqlDatabase
 from eventpro.ports import InventoryStore, PurchaseQueue, Unavailable
+from tests.aws_support import aws_emulator, dynamodb_queue, dynamodb_store  # noqa: F401
 from tests.support import ThrowawayPostgres, mysql_database, redis_answers, throwaway_redis
 
 POSTGRES_URL = os.environ.get("EVENTPRO_TEST_POSTGRES_URL")
 REDIS_URL = os.environ.get("EVENTPRO_TEST_REDIS_URL")
 MYSQL_URL = os.environ.get("EVENTPRO_TEST_MYSQL_URL")
-BACKENDS = ["memory", "sqlite", "cluster", "mariadb"]
+BACKENDS = ["memory", "sqlite", "cluster", "mariadb", "dynamodb"]
 IN_CI = os.environ.get("CI") == "true"
 
 
@@ -133,6 +135,9 @@ def clean_up(store: InventoryStore, queue: PurchaseQueue, scope: str) -> None:
 def backend(
     request: pytest.FixtureRequest, tmp_path: Path
 ) -> Iterator[tuple[InventoryStore, PurchaseQueue]]:
+    if request.param == "dynamodb":  # the AWS tier, on the emulator (tests/aws_support.py)
+        yield request.getfixturevalue("dynamodb_store"), MemoryQueue()
+        return
     scope = f"eventpro_test_{uuid.uuid4().hex[:12]}"
     servers = request.getfixturevalue("cluster_servers") if request.param == "cluster" else None
     store, queue = open_backend(request.param, *urls(request.param, tmp_path, scope, servers))

@@ -21,6 +21,7 @@ STORES: dict[str, str] = {
     "postgresql+unsafe": "eventpro.adapters.postgres.unsafe:store_from_url",
     "mysql": "eventpro.adapters.mysql:store_from_url",
     "mariadb": "eventpro.adapters.mysql:store_from_url",
+    "dynamodb": "eventpro.adapters.dynamodb:store_from_url",
 }
 QUEUES: dict[str, str] = {
     "memory": "eventpro.adapters.memory:queue_from_url",
@@ -34,6 +35,7 @@ EXTRAS: dict[str, str] = {
     "redis": "redis",
     "mysql": "mysql",
     "mariadb": "mysql",
+    "dynamodb": "aws",
 }
 SELLER_SCHEMES = frozenset({"sqlite", "postgresql", "postgres", "mysql", "mariadb"})
 

@@ -1,0 +1,14 @@
+"""The AWS tier: the inventory store and the line in DynamoDB (see docs/aws.md)."""
+
+from __future__ import annotations
+
+from eventpro.adapters.dynamodb.client import Target
+from eventpro.adapters.dynamodb.store import DynamoInventoryStore
+
+
+def store_from_url(url: str) -> DynamoInventoryStore:
+    """`dynamodb://PREFIX?region=eu-west-1&endpoint=http://…` (table `PREFIX-inventory`)."""
+    return DynamoInventoryStore(Target.from_url(url))
+
+
+__all__ = ["DynamoInventoryStore", "Target", "store_from_url"]
