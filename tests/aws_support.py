@@ -150,15 +150,13 @@ def aws_emulator() -> Iterator[str]:
                 os.environ[name] = value
 
 
-def aws_url(endpoint: str, prefix: str | None = None) -> str:
+def aws_url(endpoint: str, roles: tuple[str, ...] = ("inventory", "line")) -> str:
     """A `dynamodb://` URL on the emulator with a fresh table prefix, tables provisioned."""
     from eventpro.adapters.dynamodb import Target
     from eventpro.adapters.dynamodb.schema import provision
 
-    url = (
-        f"dynamodb://{prefix or 'ep-' + uuid.uuid4().hex[:12]}?region={REGION}&endpoint={endpoint}"
-    )
-    provision(Target.from_url(url))
+    url = f"dynamodb://ep-{uuid.uuid4().hex[:12]}?region={REGION}&endpoint={endpoint}"
+    provision(Target.from_url(url), roles)
     return url
 
 
@@ -174,7 +172,7 @@ def dynamodb_store(aws_emulator: str) -> Iterator[Any]:
     """A `DynamoInventoryStore` on fresh tables of the emulator."""
     from eventpro.adapters import open_store
 
-    url = aws_url(aws_emulator)
+    url = aws_url(aws_emulator, ("inventory",))
     store = open_store(url)
     yield store
     store.close()
@@ -186,7 +184,7 @@ def dynamodb_queue(aws_emulator: str) -> Iterator[Any]:
     """A `DynamoQueue` on fresh tables of the emulator."""
     from eventpro.adapters import open_queue
 
-    url = aws_url(aws_emulator)
+    url = aws_url(aws_emulator, ("line",))
     queue = open_queue(url)
     yield queue
     queue.close()

@@ -25,7 +25,6 @@ import psycopg
 import pytest
 
 from eventpro.adapters import open_queue, open_store
-from eventpro.adapters.memory import MemoryQueue
 from eventpro.adapters.mysql import MysqlDatabase
 from eventpro.ports import InventoryStore, PurchaseQueue, Unavailable
 from tests.aws_support import aws_emulator, dynamodb_queue, dynamodb_store  # noqa: F401
@@ -136,7 +135,7 @@ def backend(
     request: pytest.FixtureRequest, tmp_path: Path
 ) -> Iterator[tuple[InventoryStore, PurchaseQueue]]:
     if request.param == "dynamodb":  # the AWS tier, on the emulator (tests/aws_support.py)
-        yield request.getfixturevalue("dynamodb_store"), MemoryQueue()
+        yield request.getfixturevalue("dynamodb_store"), request.getfixturevalue("dynamodb_queue")
         return
     scope = f"eventpro_test_{uuid.uuid4().hex[:12]}"
     servers = request.getfixturevalue("cluster_servers") if request.param == "cluster" else None

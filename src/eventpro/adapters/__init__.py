@@ -28,6 +28,7 @@ QUEUES: dict[str, str] = {
     "memory+unsafe": "eventpro.adapters.memory:queue_from_url",
     "sqlite": "eventpro.adapters.sqlite:queue_from_url",
     "redis": "eventpro.adapters.redis:queue_from_url",
+    "dynamodb": "eventpro.adapters.dynamodb:queue_from_url",
 }
 EXTRAS: dict[str, str] = {
     "postgresql": "postgres",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from eventpro.adapters.dynamodb.client import Target
+from eventpro.adapters.dynamodb.queue import DynamoQueue
 from eventpro.adapters.dynamodb.store import DynamoInventoryStore
 
 
@@ -11,4 +12,9 @@ def store_from_url(url: str) -> DynamoInventoryStore:
     return DynamoInventoryStore(Target.from_url(url))
 
 
-__all__ = ["DynamoInventoryStore", "Target", "store_from_url"]
+def queue_from_url(url: str) -> DynamoQueue:
+    """`dynamodb://PREFIX?region=…&endpoint=…` (table `PREFIX-line`)."""
+    return DynamoQueue(Target.from_url(url))
+
+
+__all__ = ["DynamoInventoryStore", "DynamoQueue", "Target", "queue_from_url", "store_from_url"]

@@ -206,3 +206,23 @@ def transact(client: Any, actions: list[dict[str, Any]]) -> list[str] | None:
             return ["TransactionConflict"]
         raise
     return None
+
+
+def transact_each(client: Any, group: list[Any], build: Any) -> list[Any]:
+    """Commit `build(group)`, whose first `len(group)` actions are each member's guard.
+
+    A member whose guard fails its condition (already done elsewhere) is left out and the
+    transaction is built again for the rest; lost races are tried again after a pause.
+    Returns the members whose actions committed.
+    """
+    for attempt in range(CONFLICT_RETRIES):
+        if not group:
+            return []
+        codes = transact(client, build(group))
+        if codes is None:
+            return group
+        failed = {i for i, c in enumerate(codes[: len(group)]) if c == "ConditionalCheckFailed"}
+        group = [member for i, member in enumerate(group) if i not in failed]
+        if not failed:
+            backoff(attempt)
+    raise Unavailable(f"dynamodb: a transaction lost {CONFLICT_RETRIES} races in a row")

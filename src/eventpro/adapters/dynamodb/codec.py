@@ -133,11 +133,30 @@ def purchase_item(purchase: Purchase, seq: int) -> Item:
     return item
 
 
+def entry_item(purchase: Purchase) -> Item:
+    """A request in the event's line, keyed by position, carrying what a worker needs."""
+    assert purchase.position is not None
+    item = purchase_item(purchase, 0)
+    del item["lpk"], item["lseq"]
+    item |= {
+        "pk": s(f"L#{purchase.event_id}"),
+        "sk": s(position_key(purchase.position)),
+        "pid": s(purchase.id),
+        "event": s(purchase.event_id),
+    }
+    return item
+
+
+def position_key(position: int) -> str:
+    return f"{position:012d}"
+
+
 def purchase_from(item: Item) -> Purchase:
+    """A purchase from its log record, or from its line entry or dead letter."""
     position = num(item, "position", -1)
     return Purchase(
-        id=text(item, "pk").removeprefix("PUR#"),
-        event_id=text(item, "lpk"),
+        id=text(item, "pid") or text(item, "pk").removeprefix("PUR#"),
+        event_id=text(item, "event") or text(item, "lpk"),
         request=request_from(item["request"]["B"]),
         status=PurchaseStatus(text(item, "status")),
         position=None if position < 0 else position,
