@@ -117,35 +117,13 @@ class Leases:
 
     def _take(self, state: Item, entries: list[Item], until: int) -> list[Delivery] | None:
         """Make `entries` (in position order) the event's lease; None if the state changed."""
-        event_id, version = text(state, "sk"), num(state, "version")
+        event_id = text(state, "sk")
         delivered = num(state, "delivered_through")
         retried = [e for e in entries if num(e, "position") <= delivered]  # a prefix
         if len(retried) >= MAX_TRANSACT_ITEMS:  # the lease and each retry in one transaction
             entries = retried = retried[: MAX_TRANSACT_ITEMS - 1]
         lease_id = f"{self.ids.new('lease')}@{event_id}"
-        last = num(entries[-1], "position")
-        positions = [str(num(e, "position")) for e in entries]
-        update = {
-            "Update": {
-                "TableName": self.table,
-                "Key": _key("LINE", event_id),
-                "UpdateExpression": "SET lease_id = :l, leased_until = :u, last_leased = :t,"
-                " leased_through = :last, delivered_through = :d, held = :held ADD version :one",
-                "ConditionExpression": "attribute_not_exists(version) OR version = :v"
-                if version == 0
-                else "version = :v",
-                "ExpressionAttributeValues": {
-                    ":l": s(lease_id),
-                    ":u": n(until),
-                    ":t": n(time.time_ns() // 1_000_000),
-                    ":last": n(last),
-                    ":d": n(max(delivered, last)),
-                    ":held": {"NS": positions},
-                    ":one": n(1),
-                    ":v": n(version),
-                },
-            }
-        }
+        update = self._lease_update(state, lease_id, entries, until)
         bumps = [self._bump(event_id, e) for e in retried]
         if transact(self.client, [update, *bumps]) is not None:
             return None
@@ -157,6 +135,31 @@ class Leases:
             )
             for e in entries
         ]
+
+    def _lease_update(
+        self, state: Item, lease_id: str, entries: list[Item], until: int
+    ) -> dict[str, Any]:
+        """The state's new lease, conditioned on the version read (no one else took it)."""
+        version, delivered = num(state, "version"), num(state, "delivered_through")
+        last = num(entries[-1], "position")
+        values = {
+            ":l": s(lease_id), ":u": n(until), ":t": n(time.time_ns() // 1_000_000),
+            ":last": n(last), ":d": n(max(delivered, last)), ":one": n(1), ":v": n(version),
+            ":held": {"NS": [str(num(e, "position")) for e in entries]},
+        }  # fmt: skip
+        condition = "version = :v"
+        if version == 0:
+            condition = "attribute_not_exists(version) OR version = :v"
+        return {
+            "Update": {
+                "TableName": self.table,
+                "Key": _key("LINE", text(state, "sk")),
+                "UpdateExpression": "SET lease_id = :l, leased_until = :u, last_leased = :t,"
+                " leased_through = :last, delivered_through = :d, held = :held ADD version :one",
+                "ConditionExpression": condition,
+                "ExpressionAttributeValues": values,
+            }
+        }
 
     def _bump(self, event_id: str, entry: Item) -> dict[str, Any]:
         """A retried request's delivery count goes up by one with its new lease."""

@@ -1,0 +1,152 @@
+"""The AWS tier's failure modes on the emulator: throttling, lost answers, two workers
+holding one batch, a poison request; nothing sold twice and nothing lost in any of them."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from typing import Any
+
+import botocore.awsrequest
+import botocore.exceptions
+import pytest
+import urllib3
+
+from eventpro.domain.model import PurchaseStatus
+from eventpro.ports import Clock
+from eventpro.services.decisions import WorkerPolicy, decide_streak
+from tests.aws_support import aws_emulator, dynamodb_queue, dynamodb_store  # noqa: F401
+from tests.contract.helpers import (
+    NOW,
+    admission,
+    all_orders,
+    assert_inventory_consistent,
+    new_event,
+)
+
+pytestmark = [pytest.mark.dynamodb]
+
+
+class _Raw:
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+
+    def stream(self, **_: Any) -> Any:
+        yield self.body
+
+
+def throttle_first(client: Any, operation: str, times: int) -> list[int]:
+    """Answer the first `times` calls of `operation` with a throttling error (never sent)."""
+    seen = [0]
+
+    def before_send(request: Any, **_: Any) -> Any:
+        seen[0] += 1
+        if seen[0] > times:
+            return None
+        body = json.dumps({"__type": "ProvisionedThroughputExceededException", "message": "slow"})
+        return botocore.awsrequest.AWSResponse(request.url, 400, {}, _Raw(body.encode()))
+
+    client.meta.events.register(f"before-send.dynamodb.{operation}", before_send)
+    return seen
+
+
+def lose_first_answer(client: Any, operation: str) -> list[int]:
+    """Send the first call of `operation` for real, then drop its answer (a reset)."""
+    seen = [0]
+
+    def before_send(request: Any, **_: Any) -> Any:
+        seen[0] += 1
+        if seen[0] > 1:
+            return None
+        urllib3.request("POST", request.url, body=request.body, headers=dict(request.headers))
+        raise botocore.exceptions.ConnectionClosedError(endpoint_url=request.url)
+
+    client.meta.events.register(f"before-send.dynamodb.{operation}", before_send)
+    return seen
+
+
+def test_a_throttled_transaction_is_retried_and_takes_stock_once(
+    dynamodb_store, dynamodb_queue
+) -> None:
+    event = new_event(dynamodb_store, capacity=5)
+    purchase = dynamodb_queue.admit([admission(event, "a", 2)])[0].purchase
+    calls = throttle_first(dynamodb_store.client, "TransactWriteItems", 2)
+    decision = dynamodb_store.decide([purchase], NOW).decisions[0]
+    assert calls[0] == 3  # two throttled answers, then the write: botocore's standard retries
+    assert decision.status is PurchaseStatus.CONFIRMED
+    assert dynamodb_store.get_inventory(event.id).remaining["Floor"] == 3
+    assert len(all_orders(dynamodb_store, event.id)) == 1
+
+
+def test_a_transaction_whose_answer_was_lost_is_not_applied_twice(
+    dynamodb_store, dynamodb_queue
+) -> None:
+    event = new_event(dynamodb_store, capacity=5)
+    purchase = dynamodb_queue.admit([admission(event, "a", 2)])[0].purchase
+    calls = lose_first_answer(dynamodb_store.client, "TransactWriteItems")
+    decision = dynamodb_store.decide([purchase], NOW).decisions[0]
+    assert calls[0] >= 2  # committed, answer lost, sent again: its conditions fail
+    assert decision.status is PurchaseStatus.CONFIRMED
+    assert dynamodb_store.get_inventory(event.id).remaining["Floor"] == 3
+    assert len(all_orders(dynamodb_store, event.id)) == 1
+    assert_inventory_consistent(dynamodb_store, event)
+
+
+def test_two_workers_holding_one_batch_sell_nothing_twice(dynamodb_store, dynamodb_queue) -> None:
+    store, queue = dynamodb_store, dynamodb_queue
+    event = new_event(store, capacity=3)
+    queue.admit([admission(event, f"b{i}") for i in range(5)])
+    slow = queue.lease(10, 5, NOW)  # this worker outlives its visibility timeout
+    fast = queue.lease(10, 5, NOW + timedelta(seconds=6))  # so another takes the batch
+    assert [d.purchase.id for d in fast] == [d.purchase.id for d in slow]
+    assert [d.attempt for d in fast] == [2] * 5
+    for deliveries in (fast, slow):  # both decide and complete, the stale one last
+        queue.complete(deliveries, store.decide([d.purchase for d in deliveries], NOW).decisions)
+    assert queue.depth(event.id) == 0 and queue.lease(10, 5, NOW + timedelta(seconds=6)) == []
+    statuses = [queue.get_purchase(d.purchase.id).status for d in slow]
+    assert statuses == [PurchaseStatus.CONFIRMED] * 3 + [PurchaseStatus.REJECTED] * 2
+    assert len(all_orders(store, event.id)) == 3
+    assert_inventory_consistent(store, event)
+
+
+def test_a_duplicate_delivery_is_decided_once(dynamodb_store, dynamodb_queue) -> None:
+    store, queue = dynamodb_store, dynamodb_queue
+    event = new_event(store, capacity=2)
+    queue.admit([admission(event, "a", 2), admission(event, "b", 1)])
+    first = queue.lease(10, 5, NOW)
+    decided = store.decide([d.purchase for d in first], NOW).decisions
+    again = queue.lease(10, 5, NOW + timedelta(seconds=6))  # not completed: delivered again
+    assert store.decide([d.purchase for d in again], NOW).decisions == decided
+    queue.complete(again, decided)
+    queue.complete(first, decided)
+    assert store.get_inventory(event.id).remaining["Floor"] == 0
+    assert queue.depth(event.id) == 0
+    assert_inventory_consistent(store, event)
+
+
+def test_a_poison_request_is_dead_lettered_without_blocking_and_redriven(
+    dynamodb_store, dynamodb_queue
+) -> None:
+    store, queue = dynamodb_store, dynamodb_queue
+    event = new_event(store, capacity=5)
+    poison, *others = [
+        a.purchase
+        for a in queue.admit(
+            [admission(event, "p", seats=["A2"]), admission(event, "a"), admission(event, "b")]
+        )
+    ]
+    seat = {"pk": {"S": f"SEAT#{event.id}#A"}, "sk": {"S": "000001"}}
+    item = store.client.get_item(TableName=store.table, Key=seat)["Item"]
+    store.client.delete_item(TableName=store.table, Key=seat)  # corrupt: seat A2 is gone
+    policy = WorkerPolicy(batch_size=10, visibility_timeout=30, max_attempts=2)
+    for _ in range(3):
+        decide_streak(store, queue, Clock(), policy)
+    assert [queue.get_purchase(p.id).status for p in others] == [PurchaseStatus.CONFIRMED] * 2
+    letters = queue.dead_letters(event.id, 10, None).items
+    assert [(d.purchase.id, d.attempts) for d in letters] == [(poison.id, 2)]
+    store.client.put_item(TableName=store.table, Item=item)  # repaired
+    assert queue.redrive(event.id, None) == 1
+    decide_streak(store, queue, Clock(), policy)
+    assert queue.get_purchase(poison.id).status is PurchaseStatus.CONFIRMED
+    assert queue.depth(event.id) == 0 and queue.dead_letters(event.id, 10, None).items == []
+    assert_inventory_consistent(store, event)
