@@ -27,7 +27,6 @@ import pytest
 from eventpro.adapters import open_queue, open_store
 from eventpro.adapters.mysql import MysqlDatabase
 from eventpro.ports import InventoryStore, PurchaseQueue, Unavailable
-from tests.aws_support import aws_emulator, dynamodb_queue, dynamodb_store  # noqa: F401
 from tests.support import ThrowawayPostgres, mysql_database, redis_answers, throwaway_redis
 
 POSTGRES_URL = os.environ.get("EVENTPRO_TEST_POSTGRES_URL")

@@ -15,7 +15,6 @@ import urllib3
 from eventpro.domain.model import PurchaseStatus
 from eventpro.ports import Clock
 from eventpro.services.decisions import WorkerPolicy, decide_streak
-from tests.aws_support import aws_emulator, dynamodb_queue, dynamodb_store  # noqa: F401
 from tests.contract.helpers import (
     NOW,
     admission,
