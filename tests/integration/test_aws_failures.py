@@ -149,3 +149,11 @@ def test_a_poison_request_is_dead_lettered_without_blocking_and_redriven(
     assert queue.get_purchase(poison.id).status is PurchaseStatus.CONFIRMED
     assert queue.depth(event.id) == 0 and queue.dead_letters(event.id, 10, None).items == []
     assert_inventory_consistent(store, event)
+
+
+def test_reserved_seats_with_a_limit_above_one_transaction_are_refused(dynamodb_store) -> None:
+    from eventpro.domain.errors import InvalidEvent
+
+    with pytest.raises(InvalidEvent, match="per_buyer_limit"):
+        new_event(dynamodb_store, limit=99)
+    assert new_event(dynamodb_store, limit=98).per_buyer_limit == 98
