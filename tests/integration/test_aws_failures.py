@@ -157,3 +157,26 @@ def test_reserved_seats_with_a_limit_above_one_transaction_are_refused(dynamodb_
     with pytest.raises(InvalidEvent, match="per_buyer_limit"):
         new_event(dynamodb_store, limit=99)
     assert new_event(dynamodb_store, limit=98).per_buyer_limit == 98
+
+
+def test_an_admission_that_fails_before_its_positions_gives_back_counts_and_keys(
+    dynamodb_store, dynamodb_queue
+) -> None:
+    from eventpro.ports import StoreError
+
+    event = new_event(dynamodb_store, limit=2)
+
+    def refuse_positions(request: Any, **_: Any) -> Any:
+        if b"next_position" not in request.body:
+            return None
+        body = json.dumps({"__type": "AccessDeniedException", "message": "no"}).encode()
+        return botocore.awsrequest.AWSResponse(request.url, 400, {}, _Raw(body))
+
+    events = dynamodb_queue.client.meta.events
+    events.register("before-send.dynamodb.UpdateItem", refuse_positions)
+    with pytest.raises(StoreError):
+        dynamodb_queue.admit([admission(event, "a", 2, key="k", body="h")])
+    events.unregister("before-send.dynamodb.UpdateItem", refuse_positions)
+    retried = dynamodb_queue.admit([admission(event, "a", 2, key="k", body="h")])[0]
+    assert retried.purchase.status is PurchaseStatus.QUEUED and not retried.replayed
+    assert retried.purchase.position == 1

@@ -79,6 +79,9 @@ def mapped_errors() -> Iterator[None]:
             raise Unavailable(f"dynamodb {operation}: {code}") from exc
         if code in ("ConditionalCheckFailedException", "TransactionCanceledException"):
             raise Conflict(f"dynamodb {operation}: {code}") from exc
+        if code == "ResourceNotFoundException":
+            hint = "a table is missing: run `eventpro aws provision`"
+            raise Misconfigured(f"dynamodb {operation}: {code} ({hint})") from exc
         if code in MISCONFIGURED:
             raise Misconfigured(f"dynamodb {operation}: {code}: {_message(exc)}") from exc
         raise StoreError(f"dynamodb {operation}: {code}") from exc
@@ -160,6 +163,16 @@ def backoff(attempt: int) -> None:
 def chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+def ping(client: Any, table: str, pk: str) -> None:
+    """One strongly consistent read of a key that need not exist: the table answers.
+
+    A data-plane read rather than DescribeTable, whose control-plane quota is far lower
+    and which the workers' policy need not grant.
+    """
+    with mapped_errors():
+        client.get_item(TableName=table, Key={"pk": s(pk), "sk": s("ping")}, ConsistentRead=True)
 
 
 def query_all(client: Any, table: str, **request: Any) -> list[Item]:

@@ -34,6 +34,7 @@ from eventpro.adapters.dynamodb.client import (
     mapped_errors,
     n,
     num,
+    ping,
     query_all,
     s,
     text,
@@ -61,6 +62,7 @@ class DynamoInventoryStore(InventoryStore):
         self.table = target.table(STORE)
         self.client: Any = target.client()
         self._decider = Decider(self.client, self.table)
+        self.ping()  # fail at start, not at the first sale, if the table is missing
 
     def create_event(self, event: Event) -> None:
         _check_fits(event)
@@ -204,8 +206,7 @@ class DynamoInventoryStore(InventoryStore):
         return Page(orders, str(num(items[limit - 1], "opos")) if more else None)
 
     def ping(self) -> None:
-        with mapped_errors():
-            self.client.describe_table(TableName=self.table)
+        ping(self.client, self.table, "EV#ping")
 
     def close(self) -> None:
         self.client.close()
