@@ -8,17 +8,18 @@
 - a counter of AWS calls by operation (`X-Amz-Target`, or the `Action` of a query
   request), served as JSON at `GET /_eventpro/calls` and reset by `DELETE` on it.
 
-`aws_emulator` is a session fixture function, and `dynamodb_store` and `dynamodb_queue`
-build an adapter on fresh tables (a new prefix per test, dropped afterwards): plug them
-into a conftest with `from tests.aws_support import aws_emulator, dynamodb_store, …`.
-The emulator fixture sets the credentials and region variables that boto3's
-standard chain reads (dummy values for the emulator), yields the endpoint URL, and stops
-the server at the end. Under `CI=true` a server that does not start fails the run;
+`emulator_endpoint()` starts one emulator per test process on first use (and sets the
+credentials and region variables that boto3's standard chain reads to dummy values);
+`tests/backends.py` uses it for the `dynamodb` backend of the conformance suite. The
+fixtures `aws_emulator` (its endpoint), `dynamodb_store` and `dynamodb_queue` (an adapter
+on fresh tables, a new prefix per test, dropped afterwards) are registered for every test
+by `tests/conftest.py`. Under `CI=true` an emulator that does not start fails the run;
 elsewhere it skips.
 """
 
 from __future__ import annotations
 
+import atexit
 import collections
 import json
 import os
@@ -127,27 +128,42 @@ def calls(endpoint: str, reset: bool = False) -> dict[str, int]:
     return counted
 
 
-@pytest.fixture(scope="session")
-def aws_emulator() -> Iterator[str]:
-    """The endpoint URL of a moto server for this test session (see the module docstring)."""
-    try:
+_running: dict[str, str] = {}
+
+
+def emulator_endpoint() -> str:
+    """The endpoint of this test process's emulator: started on first use (with the dummy
+    credentials and region set for boto3's chain), stopped when the process exits."""
+    if "endpoint" not in _running:
         endpoint, process = start_emulator()
+        os.environ.update(ENV)
+        atexit.register(_stop, process)
+        _running["endpoint"] = endpoint
+    return _running["endpoint"]
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+def emulator_url() -> str:
+    """A `dynamodb://` URL on the emulator (tests/backends.py scopes it per test)."""
+    return f"dynamodb://eventpro?region={REGION}&endpoint={emulator_endpoint()}"
+
+
+@pytest.fixture(scope="session")
+def aws_emulator() -> str:
+    """The endpoint URL of the emulator (see the module docstring)."""
+    try:
+        return emulator_endpoint()
     except (OSError, RuntimeError) as exc:
         if IN_CI:
             pytest.fail(f"AWS emulator did not start (CI=true: a failure): {exc}")
         pytest.skip(f"AWS emulator did not start: {exc}")
-    saved = {name: os.environ.get(name) for name in ENV}
-    os.environ.update(ENV)
-    try:
-        yield endpoint
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 def aws_url(endpoint: str, roles: tuple[str, ...] = ("inventory", "line")) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from eventpro.ports import Strategy
+from eventpro.domain.model import Strategy
 
 DEFAULT_DATABASE_URL = "sqlite:///eventpro.db"
 PLACEHOLDER_TOKENS = frozenset(

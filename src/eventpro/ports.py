@@ -9,13 +9,18 @@ Two ports carry the product:
   letters, and the admission log that answers "where is my purchase".
 
 Adapters implement both for a backend; `tests/contract` holds every adapter to the same
-behaviour. Times are passed in (a `Clock`), so adapters never read the wall clock for rules.
+behaviour. An adapter's `capabilities` name what it offers beyond the contract, and the
+tests that need one skip, naming it, where it is missing:
+
+- `shared`: several adapters (processes) on the same URL see and change the same data;
+- `durable`: what a call returned survives a crash of this process.
+
+Times are passed in (a `Clock`), so adapters never read the wall clock for rules.
 """
 
 from __future__ import annotations
 
 import abc
-import enum
 import secrets
 import threading
 import time
@@ -34,6 +39,7 @@ from eventpro.domain.model import (
     PurchaseRequest,
     PurchaseStatus,
     Reason,
+    Strategy,
 )
 
 
@@ -284,23 +290,6 @@ class PurchaseQueue(abc.ABC):
         """Release connections."""
 
 
-class Strategy(enum.StrEnum):
-    """How `serve` decides purchases: the product (`queued`) or a design it replaces."""
-
-    NAIVE = "naive"
-    LOCKING = "locking"
-    CONDITIONAL = "conditional"
-    QUEUED = "queued"
-
-
-class Refused(Exception):
-    """A synchronous sale could not allocate the request; `reason` says why."""
-
-    def __init__(self, reason: Reason) -> None:
-        super().__init__(reason.value)
-        self.reason = reason
-
-
 class SynchronousSeller(abc.ABC):
     """Decides each request inside its HTTP call: the designs the replay compares with
     the queue. They share the inventory store's tables, so `eventpro audit` checks them."""
@@ -311,7 +300,7 @@ class SynchronousSeller(abc.ABC):
     def sell(
         self, purchase_id: str, event: Event, request: PurchaseRequest, now: datetime
     ) -> Order:
-        """Allocate `request` at once and record its order, or raise `Refused`.
+        """Allocate `request` at once and record its order, or raise `Refused` (domain).
 
         `locking` and `conditional` take the stock atomically (a row lock, or a conditional
         UPDATE); `naive` deliberately does not: it reads, checks in the application and

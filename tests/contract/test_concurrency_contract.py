@@ -1,7 +1,8 @@
 """Races: many threads compete for a few units; exactly the stock is sold.
 
 The negative control runs the same race against `memory+unsafe://`, a read-then-write
-store, and must catch it overselling (xfail strict: if it ever passes, the test is blind).
+store, and asserts that the race caught it overselling (more winners than units, and
+a seat in two orders): a race that could not see an oversell proves nothing.
 """
 
 from __future__ import annotations
@@ -11,16 +12,25 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from eventpro.adapters import open_queue, open_store
-from eventpro.domain.model import PurchaseStatus
+from eventpro.bootstrap import open_queue, open_store
+from eventpro.domain.model import Event, PurchaseStatus
 from eventpro.ports import InventoryStore, PurchaseQueue
-from tests.contract.helpers import NOW, admission, assert_inventory_consistent, new_event
+from tests.contract.helpers import (
+    NOW,
+    admission,
+    all_orders,
+    assert_inventory_consistent,
+    new_event,
+)
 
 THREADS = 24
 STOCK = 5
 
 
-def race_for_the_last_units(store: InventoryStore, queue: PurchaseQueue, seats: bool) -> None:
+def race_for_the_last_units(
+    store: InventoryStore, queue: PurchaseQueue, seats: bool
+) -> tuple[Event, int, int]:
+    """THREADS buyers decided at once behind a barrier: (event, winners, units on sale)."""
     event = new_event(store, capacity=STOCK, seats=("A1", "A2", "A3"))
     wanted = {"seats": ["A2", "A3"]} if seats else {}
     purchases = [
@@ -35,18 +45,25 @@ def race_for_the_last_units(store: InventoryStore, queue: PurchaseQueue, seats: 
 
     with ThreadPoolExecutor(THREADS) as pool:
         outcomes = list(pool.map(buy, range(THREADS)))
-    winners = outcomes.count(PurchaseStatus.CONFIRMED)
-    expected = 1 if seats else STOCK
-    assert_inventory_consistent(store, event)
-    assert winners == expected, f"{winners} of {THREADS} buyers won {expected} units"
+    return event, outcomes.count(PurchaseStatus.CONFIRMED), 1 if seats else STOCK
 
 
 @pytest.mark.parametrize("seats", [False, True], ids=["general", "seats"])
-def test_decide_never_exceeds_remaining_under_contention(backend, seats: bool) -> None:
-    race_for_the_last_units(*backend, seats=seats)
+def test_decide_never_exceeds_remaining_under_contention(
+    store: InventoryStore, partner_queue: PurchaseQueue, seats: bool
+) -> None:
+    event, winners, units = race_for_the_last_units(store, partner_queue, seats=seats)
+    assert_inventory_consistent(store, event)
+    assert winners == units, f"{winners} of {THREADS} buyers won {units} units"
 
 
-@pytest.mark.xfail(strict=True, reason="read-then-write oversells: the race test must catch it")
 @pytest.mark.parametrize("seats", [False, True], ids=["general", "seats"])
 def test_negative_control_unsafe_store_is_caught_overselling(seats: bool) -> None:
-    race_for_the_last_units(open_store("memory+unsafe://"), open_queue("memory://"), seats=seats)
+    store = open_store("memory+unsafe://")
+    event, winners, units = race_for_the_last_units(store, open_queue("memory://"), seats)
+    assert winners > units, f"the race did not catch the unsafe store: {winners} of {units}"
+    if seats:
+        sold = [label for order in all_orders(store, event.id) for label in order.seats]
+        assert len(sold) > len(set(sold)), f"no seat sold twice: {sold}"
+    with pytest.raises(AssertionError, match="tickets"):
+        assert_inventory_consistent(store, event)

@@ -6,11 +6,13 @@ import pytest
 
 from eventpro.domain.model import Purchase, PurchaseStatus, Reason
 from eventpro.ports import Conflict, InventoryStore, PurchaseQueue
+from tests.backends import reopened, requires
 from tests.contract.helpers import (
     NOW,
     admission,
     all_orders,
     assert_inventory_consistent,
+    drain,
     new_event,
 )
 
@@ -33,8 +35,10 @@ def test_create_event_twice_is_a_conflict(store: InventoryStore) -> None:
         store.create_event(event)
 
 
-def test_decide_takes_general_admission_only_while_enough_remains(backend) -> None:
-    store, queue = backend
+def test_decide_takes_general_admission_only_while_enough_remains(
+    store: InventoryStore, partner_queue: PurchaseQueue
+) -> None:
+    queue = partner_queue
     event = new_event(store, capacity=3)
     purchases = _queued(
         queue, admission(event, "a", 2), admission(event, "b", 2), admission(event, "c", 1)
@@ -51,8 +55,8 @@ def test_decide_takes_general_admission_only_while_enough_remains(backend) -> No
     assert_inventory_consistent(store, event)
 
 
-def test_decide_twice_takes_stock_once(backend) -> None:
-    store, queue = backend
+def test_decide_twice_takes_stock_once(store: InventoryStore, partner_queue: PurchaseQueue) -> None:
+    queue = partner_queue
     event = new_event(store, capacity=5)
     purchases = _queued(queue, admission(event, "a", 2))
     first = store.decide(purchases, NOW).decisions[0]
@@ -62,8 +66,10 @@ def test_decide_twice_takes_stock_once(backend) -> None:
     assert len(all_orders(store, event.id)) == 1
 
 
-def test_a_redelivered_batch_takes_stock_only_for_its_new_purchases(backend) -> None:
-    store, queue = backend
+def test_a_redelivered_batch_takes_stock_only_for_its_new_purchases(
+    store: InventoryStore, partner_queue: PurchaseQueue
+) -> None:
+    queue = partner_queue
     event = new_event(store, capacity=10)
     decided, *new = _queued(
         queue, admission(event, "a", 2), admission(event, "b", 1), admission(event, "c", 2)
@@ -77,8 +83,10 @@ def test_a_redelivered_batch_takes_stock_only_for_its_new_purchases(backend) -> 
     assert_inventory_consistent(store, event)
 
 
-def test_named_seats_are_all_or_nothing(backend) -> None:
-    store, queue = backend
+def test_named_seats_are_all_or_nothing(
+    store: InventoryStore, partner_queue: PurchaseQueue
+) -> None:
+    queue = partner_queue
     event = new_event(store)
     first, second = _queued(
         queue, admission(event, "a", seats=["A1", "A2"]), admission(event, "b", seats=["A2", "A3"])
@@ -92,8 +100,10 @@ def test_named_seats_are_all_or_nothing(backend) -> None:
     assert_inventory_consistent(store, event)
 
 
-def test_any_seats_takes_the_lowest_free_ones(backend) -> None:
-    store, queue = backend
+def test_any_seats_takes_the_lowest_free_ones(
+    store: InventoryStore, partner_queue: PurchaseQueue
+) -> None:
+    queue = partner_queue
     event = new_event(store)
     named, anywhere, too_many = _queued(
         queue,
@@ -107,8 +117,10 @@ def test_any_seats_takes_the_lowest_free_ones(backend) -> None:
     assert_inventory_consistent(store, event)
 
 
-def test_orders_are_listed_in_allocation_order_with_cursors(backend) -> None:
-    store, queue = backend
+def test_orders_are_listed_in_allocation_order_with_cursors(
+    store: InventoryStore, partner_queue: PurchaseQueue
+) -> None:
+    queue = partner_queue
     event = new_event(store, capacity=20)
     purchases = _queued(queue, *(admission(event, f"b{i}") for i in range(7)))
     for purchase in purchases:
@@ -152,7 +164,23 @@ def test_pause_and_resume_are_stored(store: InventoryStore) -> None:
     assert not store.set_paused("evt_missing", True)
 
 
-def test_ping_answers(backend) -> None:
-    store, queue = backend
+def test_ping_answers(store: InventoryStore, partner_queue: PurchaseQueue) -> None:
+    queue = partner_queue
     store.ping()
     queue.ping()
+
+
+def test_a_second_store_on_the_same_url_sees_the_same_stock(
+    store: InventoryStore, partner_queue: PurchaseQueue
+) -> None:
+    requires(store, "shared")
+    event = new_event(store, capacity=3)
+    partner_queue.admit([admission(event, "a", 2)])
+    drain(store, partner_queue)
+    other = reopened(store)
+    try:
+        inventory = other.get_inventory(event.id)
+        assert inventory is not None and inventory.remaining["Floor"] == 1
+        assert [o.quantity for o in all_orders(other, event.id)] == [2]
+    finally:
+        other.close()

@@ -5,12 +5,15 @@ from __future__ import annotations
 from datetime import timedelta
 
 from eventpro.domain.model import PurchaseStatus, Reason
-from eventpro.ports import PurchaseQueue
+from eventpro.ports import InventoryStore, PurchaseQueue
+from tests.backends import reopened, requires
 from tests.contract.helpers import NOW, admission, drain, new_event
 
 
-def test_admit_gives_positions_in_arrival_order(backend) -> None:
-    store, queue = backend
+def test_admit_gives_positions_in_arrival_order(
+    partner_store: InventoryStore, queue: PurchaseQueue
+) -> None:
+    store = partner_store
     event = new_event(store)
     first = queue.admit([admission(event, f"b{i}") for i in range(3)])
     second = queue.admit([admission(event, "b3")])
@@ -20,8 +23,10 @@ def test_admit_gives_positions_in_arrival_order(backend) -> None:
     assert queue.ahead(second[0].purchase) == 3
 
 
-def test_admit_with_same_key_is_idempotent(backend) -> None:
-    store, queue = backend
+def test_admit_with_same_key_is_idempotent(
+    partner_store: InventoryStore, queue: PurchaseQueue
+) -> None:
+    store = partner_store
     event = new_event(store)
     first = queue.admit([admission(event, "a", key="k1", body="h1")])[0]
     again, other = queue.admit(
@@ -32,8 +37,10 @@ def test_admit_with_same_key_is_idempotent(backend) -> None:
     assert queue.depth(event.id) == 1
 
 
-def test_same_key_in_one_group_is_admitted_once(backend) -> None:
-    store, queue = backend
+def test_same_key_in_one_group_is_admitted_once(
+    partner_store: InventoryStore, queue: PurchaseQueue
+) -> None:
+    store = partner_store
     event = new_event(store)
     first, again = queue.admit(
         [admission(event, "a", key="k1", body="h"), admission(event, "a", key="k1", body="h")]
@@ -41,8 +48,10 @@ def test_same_key_in_one_group_is_admitted_once(backend) -> None:
     assert again.purchase.id == first.purchase.id and queue.depth(event.id) == 1
 
 
-def test_limit_counts_requests_in_line_and_rejects_at_once(backend) -> None:
-    store, queue = backend
+def test_limit_counts_requests_in_line_and_rejects_at_once(
+    partner_store: InventoryStore, queue: PurchaseQueue
+) -> None:
+    store = partner_store
     event = new_event(store, limit=3)
     results = queue.admit(
         [admission(event, "a", 2), admission(event, "a", 2), admission(event, "b", 3)]
@@ -54,8 +63,10 @@ def test_limit_counts_requests_in_line_and_rejects_at_once(backend) -> None:
     assert [r.purchase.position for r in results] == [1, None, 2]
 
 
-def test_rejection_gives_back_buyer_count(backend) -> None:
-    store, queue = backend
+def test_rejection_gives_back_buyer_count(
+    partner_store: InventoryStore, queue: PurchaseQueue
+) -> None:
+    store = partner_store
     event = new_event(store, capacity=1, limit=2)
     queue.admit([admission(event, "x"), admission(event, "a", 2)])
     drain(store, queue)  # x takes the only ticket; a's 2 are rejected and given back
@@ -63,8 +74,10 @@ def test_rejection_gives_back_buyer_count(backend) -> None:
     assert retry.purchase.status is PurchaseStatus.QUEUED
 
 
-def test_sold_out_section_rejects_at_once_without_a_position(backend) -> None:
-    store, queue = backend
+def test_sold_out_section_rejects_at_once_without_a_position(
+    partner_store: InventoryStore, queue: PurchaseQueue
+) -> None:
+    store = partner_store
     event = new_event(store, capacity=1)
     queue.admit([admission(event, "a")])
     drain(store, queue)
@@ -77,8 +90,10 @@ def test_sold_out_section_rejects_at_once_without_a_position(backend) -> None:
     assert queue.depth(event.id) == 0
 
 
-def test_lease_takes_lowest_positions_and_skips_event_with_batch_in_flight(backend) -> None:
-    store, queue = backend
+def test_lease_takes_lowest_positions_and_skips_event_with_batch_in_flight(
+    partner_store: InventoryStore, queue: PurchaseQueue
+) -> None:
+    store = partner_store
     event = new_event(store)
     queue.admit([admission(event, f"b{i}") for i in range(5)])
     first = queue.lease(2, 30, NOW)
@@ -90,8 +105,10 @@ def test_lease_takes_lowest_positions_and_skips_event_with_batch_in_flight(backe
     assert [d.purchase.position for d in queue.lease(10, 30, NOW)] == [3, 4, 5]
 
 
-def test_lease_after_visibility_timeout_redelivers(backend) -> None:
-    store, queue = backend
+def test_lease_after_visibility_timeout_redelivers(
+    partner_store: InventoryStore, queue: PurchaseQueue
+) -> None:
+    store = partner_store
     event = new_event(store)
     queue.admit([admission(event, "a"), admission(event, "b")])
     first = queue.lease(10, 5, NOW)
@@ -101,8 +118,10 @@ def test_lease_after_visibility_timeout_redelivers(backend) -> None:
     assert [d.attempt for d in again] == [2, 2]
 
 
-def test_complete_records_decisions_and_is_idempotent(backend) -> None:
-    store, queue = backend
+def test_complete_records_decisions_and_is_idempotent(
+    partner_store: InventoryStore, queue: PurchaseQueue
+) -> None:
+    store = partner_store
     event = new_event(store, capacity=1)
     queue.admit([admission(event, "a"), admission(event, "b")])
     deliveries = queue.lease(10, 30, NOW)
@@ -116,8 +135,10 @@ def test_complete_records_decisions_and_is_idempotent(backend) -> None:
     assert queue.depth(event.id) == 0 and queue.lease(10, 30, NOW) == []
 
 
-def test_fail_after_max_attempts_moves_to_dead_letter(backend) -> None:
-    store, queue = backend
+def test_fail_after_max_attempts_moves_to_dead_letter(
+    partner_store: InventoryStore, queue: PurchaseQueue
+) -> None:
+    store = partner_store
     event = new_event(store)
     queue.admit([admission(event, "a")])
     first = queue.lease(10, 30, NOW)[0]
@@ -134,8 +155,10 @@ def test_fail_after_max_attempts_moves_to_dead_letter(backend) -> None:
     assert queue.depth(event.id) == 1
 
 
-def test_redrive_restores_original_position(backend) -> None:
-    store, queue = backend
+def test_redrive_restores_original_position(
+    partner_store: InventoryStore, queue: PurchaseQueue
+) -> None:
+    store = partner_store
     event = new_event(store)
     queue.admit([admission(event, "a"), admission(event, "b")])
     poisoned = queue.lease(1, 30, NOW)[0]
@@ -148,8 +171,10 @@ def test_redrive_restores_original_position(backend) -> None:
     assert queue.get_purchase(poisoned.purchase.id).status is PurchaseStatus.QUEUED
 
 
-def test_list_purchases_in_arrival_order_with_status_filter(backend) -> None:
-    store, queue = backend
+def test_list_purchases_in_arrival_order_with_status_filter(
+    partner_store: InventoryStore, queue: PurchaseQueue
+) -> None:
+    store = partner_store
     event = new_event(store, capacity=2, limit=1)
     queue.admit([admission(event, f"b{i}") for i in range(4)] + [admission(event, "b0")])
     drain(store, queue)
@@ -169,8 +194,10 @@ def _all(queue: PurchaseQueue, event_id: str, status: PurchaseStatus | None) -> 
         cursor = page.next_cursor
 
 
-def test_retried_and_redriven_requests_are_leased_before_later_ones(backend) -> None:
-    store, queue = backend
+def test_retried_and_redriven_requests_are_leased_before_later_ones(
+    partner_store: InventoryStore, queue: PurchaseQueue
+) -> None:
+    store = partner_store
     event = new_event(store)
     queue.admit([admission(event, f"b{i}") for i in range(3)])
     poisoned = queue.lease(1, 30, NOW)[0]  # position 1: dead at its first failure
@@ -183,8 +210,10 @@ def test_retried_and_redriven_requests_are_leased_before_later_ones(backend) -> 
     assert [(d.purchase.position, d.attempt) for d in batch] == [(1, 1), (2, 2), (3, 1), (4, 1)]
 
 
-def test_dead_letters_page_by_cursor_and_filter_by_event(backend) -> None:
-    store, queue = backend
+def test_dead_letters_page_by_cursor_and_filter_by_event(
+    partner_store: InventoryStore, queue: PurchaseQueue
+) -> None:
+    store = partner_store
     events = [new_event(store), new_event(store)]
     for event in events:
         queue.admit([admission(event, f"b{i}") for i in range(3)])
@@ -208,9 +237,9 @@ def _decide(store, queue: PurchaseQueue, deliveries) -> None:
 
 
 def test_a_continuing_lease_takes_the_next_requests_while_the_batch_is_completed(
-    backend,
+    partner_store: InventoryStore, queue: PurchaseQueue
 ) -> None:
-    store, queue = backend
+    store = partner_store
     event = new_event(store)
     queue.admit([admission(event, f"b{i}") for i in range(6)])
     first = queue.lease(2, 30, NOW)
@@ -229,8 +258,10 @@ def test_a_continuing_lease_takes_the_next_requests_while_the_batch_is_completed
     assert [d.purchase.position for d in queue.lease(10, 30, NOW)] == [7]  # the event is free
 
 
-def test_a_continuing_lease_waits_for_a_retried_request_below_it(backend) -> None:
-    store, queue = backend
+def test_a_continuing_lease_waits_for_a_retried_request_below_it(
+    partner_store: InventoryStore, queue: PurchaseQueue
+) -> None:
+    store = partner_store
     event = new_event(store)
     queue.admit([admission(event, f"b{i}") for i in range(4)])
     flaky, good = queue.lease(2, 30, NOW)
@@ -241,8 +272,10 @@ def test_a_continuing_lease_waits_for_a_retried_request_below_it(backend) -> Non
     assert [(d.purchase.position, d.attempt) for d in again] == [(1, 2), (3, 1), (4, 1)]
 
 
-def test_a_continuing_lease_of_an_expired_lease_takes_nothing(backend) -> None:
-    store, queue = backend
+def test_a_continuing_lease_of_an_expired_lease_takes_nothing(
+    partner_store: InventoryStore, queue: PurchaseQueue
+) -> None:
+    store = partner_store
     event = new_event(store)
     queue.admit([admission(event, f"b{i}") for i in range(4)])
     stale = queue.lease(2, 5, NOW)
@@ -253,3 +286,19 @@ def test_a_continuing_lease_of_an_expired_lease_takes_nothing(backend) -> None:
     assert [
         d.purchase.position for d in queue.lease(10, 5, later, after=taken_over[0].lease_id)
     ] == [3, 4]
+
+
+def test_a_second_queue_on_the_same_url_sees_the_same_line(
+    partner_store: InventoryStore, queue: PurchaseQueue
+) -> None:
+    requires(queue, "shared")
+    event = new_event(partner_store)
+    admitted = queue.admit([admission(event, f"b{i}") for i in range(3)])
+    other = reopened(queue)
+    try:
+        assert other.depth(event.id) == 3
+        assert other.get_purchase(admitted[2].purchase.id) == admitted[2].purchase
+        assert [d.purchase.position for d in other.lease(10, 30, NOW)] == [1, 2, 3]
+        assert queue.lease(10, 30, NOW) == []  # the lease is shared too
+    finally:
+        other.close()

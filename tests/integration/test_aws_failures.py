@@ -131,24 +131,39 @@ def test_a_poison_request_is_dead_lettered_without_blocking_and_redriven(
     poison, *others = [
         a.purchase
         for a in queue.admit(
-            [admission(event, "p", seats=["A2"]), admission(event, "a"), admission(event, "b")]
+            [admission(event, "p", section="A"), admission(event, "a"), admission(event, "b")]
         )
     ]
-    seat = {"pk": {"S": f"SEAT#{event.id}#A"}, "sk": {"S": "000001"}}
-    item = store.client.get_item(TableName=store.table, Key=seat)["Item"]
-    store.client.delete_item(TableName=store.table, Key=seat)  # corrupt: seat A2 is gone
+    # damaged data: every seat of section A marked sold while its counter still says 4
+    seats = [{"pk": {"S": f"SEAT#{event.id}#A"}, "sk": {"S": f"{i:06d}"}} for i in range(4)]
+    _set_owner(store, seats, "damage")
     policy = WorkerPolicy(batch_size=10, visibility_timeout=30, max_attempts=2)
     for _ in range(3):
         decide_streak(store, queue, Clock(), policy)
     assert [queue.get_purchase(p.id).status for p in others] == [PurchaseStatus.CONFIRMED] * 2
     letters = queue.dead_letters(event.id, 10, None).items
     assert [(d.purchase.id, d.attempts) for d in letters] == [(poison.id, 2)]
-    store.client.put_item(TableName=store.table, Item=item)  # repaired
+    _set_owner(store, seats, None)  # repaired
     assert queue.redrive(event.id, None) == 1
     decide_streak(store, queue, Clock(), policy)
     assert queue.get_purchase(poison.id).status is PurchaseStatus.CONFIRMED
     assert queue.depth(event.id) == 0 and queue.dead_letters(event.id, 10, None).items == []
     assert_inventory_consistent(store, event)
+
+
+def _set_owner(store: Any, keys: list[dict[str, Any]], owner: str | None) -> None:
+    for key in keys:
+        if owner is None:
+            store.client.update_item(TableName=store.table, Key=key, UpdateExpression="REMOVE #o",
+                                     ExpressionAttributeNames={"#o": "owner"})  # fmt: skip
+        else:
+            store.client.update_item(
+                TableName=store.table,
+                Key=key,
+                UpdateExpression="SET #o = :o",
+                ExpressionAttributeNames={"#o": "owner"},
+                ExpressionAttributeValues={":o": {"S": owner}},
+            )
 
 
 def test_reserved_seats_with_a_limit_above_one_transaction_are_refused(dynamodb_store) -> None:

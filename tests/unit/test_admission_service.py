@@ -10,18 +10,18 @@ from pathlib import Path
 import pytest
 
 from eventpro.adapters.sqlite import queue_from_url, store_from_url
-from eventpro.domain.errors import QuantityOutOfRange, UnknownSection
-from eventpro.domain.model import Event, PurchaseStatus, Reason
-from eventpro.ports import IdSource, InventoryStore, PurchaseQueue
-from eventpro.services.admission import (
+from eventpro.domain.errors import (
     AdmissionPaused,
-    AdmissionService,
     EventNotFound,
     IdempotencyInFlight,
     IdempotencyMismatch,
     LineFull,
-    PurchaseInput,
+    QuantityOutOfRange,
+    UnknownSection,
 )
+from eventpro.domain.model import Event, PurchaseStatus, Reason
+from eventpro.ports import IdSource, InventoryStore, PurchaseQueue
+from eventpro.services.admission import AdmissionService, PurchaseInput
 from eventpro.services.events import set_paused
 from tests.contract.helpers import NOW, FixedClock, new_event
 

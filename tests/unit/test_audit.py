@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from eventpro.adapters.memory import MemoryInventoryStore, MemoryQueue, UnsafeMemoryInventoryStore
+from eventpro.adapters.memory import MemoryInventoryStore, MemoryQueue
+from eventpro.adapters.memory.unsafe import UnsafeMemoryInventoryStore
 from eventpro.domain.model import Decision, PurchaseStatus, Reason
 from eventpro.ports import InventoryStore
 from eventpro.services.audit import AuditReport, audit_event
@@ -52,7 +53,9 @@ def test_an_oversold_section_and_undecided_requests_are_reported() -> None:
     store, queue = UnsafeMemoryInventoryStore(), MemoryQueue()
     event = new_event(store, capacity=1, seats=())
     purchases = [a.purchase for a in queue.admit([admission(event, f"b{i}") for i in range(3)])]
-    store._stock[event.id].remaining["Floor"] = 5  # the incident: a stale value written back
+    store._stock[event.id].sections[
+        "Floor"
+    ].remaining = 5  # the incident: a stale value written back
     store.decide(purchases, NOW)
     assert 1 in _broken(store, queue, event.id)
     assert 3 in _broken(store, queue, event.id)  # decided in the store, still queued in line
@@ -81,12 +84,20 @@ def test_a_sold_out_sale_with_seats_and_a_dead_letter_passes() -> None:
 
 
 def test_a_seat_in_two_orders_breaks_invariant_one() -> None:
-    # The unsafe store never looks at who holds a seat: both requests for A1 win it.
+    # The stale write-back of a read-then-write store: A1 is sold, then the section is
+    # written back as it was read before the sale, so the second request for A1 wins it too.
     store, queue = UnsafeMemoryInventoryStore(), MemoryQueue()
     store.pause_seconds = 0
     event = new_event(store, capacity=1)
-    queue.admit([admission(event, "a", seats=["A1"]), admission(event, "b", seats=["A1"])])
-    drain(store, queue)
+    first, second = queue.admit(
+        [admission(event, "a", seats=["A1"]), admission(event, "b", seats=["A1"])]
+    )
+    section = store._stock[event.id].sections["A"]
+    read_before = (section.remaining, dict(section.free or {}))
+    store.decide([first.purchase], NOW)
+    section.remaining, section.free = read_before
+    store.decide([second.purchase], NOW)
+    drain(store, queue)  # the line learns the stored decisions
     report = _audit(store, queue, event.id)
     assert _broken(store, queue, event.id) == [1]
     assert "seats in two orders: A1" in _detail(report, 1)

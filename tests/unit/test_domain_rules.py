@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from eventpro.domain.allocation import make_order, refusal_at_admission
 from eventpro.domain.errors import (
     InvalidEvent,
     InvalidPurchase,
@@ -16,13 +17,7 @@ from eventpro.domain.errors import (
     UnknownSection,
 )
 from eventpro.domain.model import Event, EventStatus, PurchaseStatus, Reason, Section, SectionKind
-from eventpro.domain.rules import (
-    event_status,
-    make_order,
-    reason_at_admission,
-    resolve_request,
-    validate_event,
-)
+from eventpro.domain.rules import event_status, resolve_request, validate_event
 
 NOW = datetime(2026, 12, 1, 10, tzinfo=UTC)
 EVENT = Event(
@@ -111,17 +106,17 @@ def test_a_domain_error_without_a_message_uses_its_docstring() -> None:
 
 
 def test_reasons_at_admission_in_order_of_precedence() -> None:
-    request = resolve_request(EVENT, "u1", section="Floor", seats=None, quantity=2)
-    early = NOW - timedelta(seconds=1)
-    assert (
-        reason_at_admission(EVENT, request, now=early, held=4, sold_out=True)
-        is Reason.SALE_NOT_OPEN
+    request = resolve_request(EVENT, "b", section="Floor", seats=None, quantity=2)
+    early = EVENT.sale_opens_at - timedelta(seconds=1)
+    # each reason wins over the ones after it: not open, sold out, over the limit
+    assert refusal_at_admission(EVENT, request, now=early, held=4, sold_out=True) is (
+        Reason.SALE_NOT_OPEN
     )
-    assert (
-        reason_at_admission(EVENT, request, now=NOW, held=3, sold_out=True) is Reason.LIMIT_EXCEEDED
+    assert refusal_at_admission(EVENT, request, now=NOW, held=3, sold_out=True) is Reason.SOLD_OUT
+    assert refusal_at_admission(EVENT, request, now=NOW, held=3, sold_out=False) is (
+        Reason.LIMIT_EXCEEDED
     )
-    assert reason_at_admission(EVENT, request, now=NOW, held=2, sold_out=True) is Reason.SOLD_OUT
-    assert reason_at_admission(EVENT, request, now=NOW, held=2, sold_out=False) is None
+    assert refusal_at_admission(EVENT, request, now=NOW, held=2, sold_out=False) is None
 
 
 def test_event_status_follows_the_clock_and_the_stock() -> None:

@@ -1,38 +1,48 @@
-"""The adapter registry: a URL scheme names the module that builds the adapter.
+"""The adapter registry: a URL scheme names the package that implements it.
 
-Modules are imported lazily, so a backend's driver is needed only when it is used.
+Every backend package offers the same functions, found here by name and imported
+lazily, so a backend's driver is needed only when that backend is used:
+
+- `store_from_url(url)` and/or `queue_from_url(url)`: the adapters of the two ports;
+- `scoped_url(url, scope)`: the URL of a fresh, private part of that server (a schema, a
+  key prefix, a database) for one test or benchmark run, and `drop_scope(url)` to remove it;
+- `bare_batched_writes(url, requests, batch_size)` (SQL stores): the store's own ceiling,
+  a bare loop of batched conditional writes, which the benchmark compares workers with;
+- `provision(url)` (DynamoDB): create the tables the URL names, idempotently.
+
+Only `eventpro.bootstrap` (and the adapters' own tests) import this module.
 """
 
 from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
-from typing import cast
+from types import ModuleType
+from typing import Any, cast
 from urllib.parse import urlsplit
 
-from eventpro.ports import InventoryStore, Misconfigured, PurchaseQueue, Strategy, SynchronousSeller
+from eventpro.domain.model import Strategy
+from eventpro.ports import InventoryStore, Misconfigured, PurchaseQueue, SynchronousSeller
 
-STORES: dict[str, str] = {
-    "memory": "eventpro.adapters.memory:store_from_url",
-    "memory+unsafe": "eventpro.adapters.memory:store_from_url",
-    "sqlite": "eventpro.adapters.sqlite:store_from_url",
-    "postgresql": "eventpro.adapters.postgres:store_from_url",
-    "postgres": "eventpro.adapters.postgres:store_from_url",
-    "postgresql+unsafe": "eventpro.adapters.postgres.unsafe:store_from_url",
-    "mysql": "eventpro.adapters.mysql:store_from_url",
-    "mariadb": "eventpro.adapters.mysql:store_from_url",
-    "dynamodb": "eventpro.adapters.dynamodb:store_from_url",
+PACKAGES: dict[str, str] = {
+    "memory": "eventpro.adapters.memory",
+    "memory+unsafe": "eventpro.adapters.memory.unsafe",
+    "sqlite": "eventpro.adapters.sqlite",
+    "postgresql": "eventpro.adapters.postgres",
+    "postgres": "eventpro.adapters.postgres",
+    "postgresql+unsafe": "eventpro.adapters.postgres.unsafe",
+    "mysql": "eventpro.adapters.mysql",
+    "mariadb": "eventpro.adapters.mysql",
+    "redis": "eventpro.adapters.redis",
+    "dynamodb": "eventpro.adapters.dynamodb",
 }
-QUEUES: dict[str, str] = {
-    "memory": "eventpro.adapters.memory:queue_from_url",
-    "memory+unsafe": "eventpro.adapters.memory:queue_from_url",
-    "sqlite": "eventpro.adapters.sqlite:queue_from_url",
-    "redis": "eventpro.adapters.redis:queue_from_url",
-    "dynamodb": "eventpro.adapters.dynamodb:queue_from_url",
-}
+STORES = frozenset(PACKAGES) - {"redis"}
+QUEUES = frozenset({"memory", "memory+unsafe", "sqlite", "redis", "dynamodb"})
+# The extra that installs a scheme's driver.
 EXTRAS: dict[str, str] = {
     "postgresql": "postgres",
     "postgres": "postgres",
+    "postgresql+unsafe": "postgres",
     "redis": "redis",
     "mysql": "mysql",
     "mariadb": "mysql",
@@ -41,33 +51,72 @@ EXTRAS: dict[str, str] = {
 SELLER_SCHEMES = frozenset({"sqlite", "postgresql", "postgres", "mysql", "mariadb"})
 
 
-def _factory(registry: dict[str, str], url: str, role: str) -> Callable[[str], object]:
+def _package(url: str, schemes: frozenset[str], role: str) -> ModuleType:
     scheme = urlsplit(url).scheme
-    target = registry.get(scheme)
-    if target is None:
-        valid = ", ".join(f"{s}://" for s in sorted(registry))
+    if scheme not in schemes:
+        valid = ", ".join(f"{s}://" for s in sorted(schemes))
         raise Misconfigured(f"unknown {role} URL scheme {scheme!r}; valid: {valid}")
-    module_name, _, name = target.partition(":")
     try:
-        module = importlib.import_module(module_name)
+        return importlib.import_module(PACKAGES[scheme])
     except ImportError as exc:
         extra = EXTRAS.get(scheme, scheme)
         raise Misconfigured(f"{scheme}:// needs `pip install 'eventpro[{extra}]'`") from exc
-    return cast(Callable[[str], object], getattr(module, name))
+
+
+def _function(url: str, name: str, schemes: frozenset[str] = frozenset(PACKAGES)) -> Any:
+    package = _package(url, schemes, "backend")
+    found = getattr(package, name, None)
+    if found is None:
+        raise Misconfigured(f"{urlsplit(url).scheme}:// has no {name.replace('_', ' ')}")
+    return found
 
 
 def open_store(url: str) -> InventoryStore:
     """The inventory store for a URL such as `sqlite:///eventpro.db` or `memory://`."""
-    store = _factory(STORES, url, "database")(url)
+    store = _package(url, STORES, "database").store_from_url(url)
     assert isinstance(store, InventoryStore)
     return store
 
 
 def open_queue(url: str) -> PurchaseQueue:
-    """The purchase queue for a URL such as `sqlite:///eventpro.db` or `memory://`."""
-    queue = _factory(QUEUES, url, "queue")(url)
+    """The purchase queue for a URL such as `sqlite:///eventpro.db` or `redis://…`."""
+    queue = _package(url, QUEUES, "queue").queue_from_url(url)
     assert isinstance(queue, PurchaseQueue)
     return queue
+
+
+def scoped_url(url: str, scope: str) -> str:
+    """The URL of a fresh, private part of `url`'s server, named `scope`."""
+    return cast(str, _function(url, "scoped_url")(url, scope))
+
+
+def drop_scope(url: str) -> None:
+    """Remove everything stored under a URL made by `scoped_url`."""
+    _function(url, "drop_scope")(url)
+
+
+def provision(url: str) -> list[str]:
+    """Create what `url` names on its server (DynamoDB tables), leaving what exists; one
+    line per thing, saying what was done."""
+    return cast(list[str], _function(url, "provision")(url))
+
+
+def bare_batched_writes(url: str, requests: int, batch_size: int) -> list[tuple[float, int]]:
+    """The store's ceiling: `(time, requests so far)` marks of a bare loop of batched
+    conditional writes on `url`'s server, as many requests as asked."""
+    run = cast(
+        Callable[[str, int, int], list[tuple[float, int]]], _function(url, "bare_batched_writes")
+    )
+    return run(url, requests, batch_size)
+
+
+def max_connections(url: str) -> int | None:
+    """How many connections the database server of `url` takes (None: no such limit)."""
+    try:
+        found = _function(url, "max_connections")
+    except Misconfigured:
+        return None
+    return int(found(url))
 
 
 def open_seller(

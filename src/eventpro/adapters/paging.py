@@ -52,3 +52,12 @@ def page_of_events(store: InventoryStore, rows: Sequence[Sequence[Any]], limit: 
         return inventory.event if inventory else None
 
     return page_of(rows, limit, event)
+
+
+def page_after(items: list[tuple[int, T]], limit: int, cursor: str | None) -> Page[T]:
+    """A page of in-memory `(sequence, item)` pairs after the cursor's sequence number."""
+    after = decode_cursor(cursor) if cursor else 0
+    chosen = [pair for pair in items if pair[0] > after][: limit + 1]
+    kept = chosen[:limit]
+    more = len(chosen) > limit
+    return Page([item for _, item in kept], encode_cursor(kept[-1][0]) if more else None)

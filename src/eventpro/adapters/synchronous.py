@@ -33,19 +33,17 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy import bindparam, text
 
-from eventpro.adapters.mysql.database import MYSQL_OPTIONS
-from eventpro.adapters.mysql.store import from_db, to_db
-from eventpro.adapters.postgres.database import split_url
-from eventpro.domain.model import Event, Order, PurchaseRequest, Reason
-from eventpro.ports import (
-    IdSource,
-    Misconfigured,
-    Refused,
-    StoreError,
-    Strategy,
-    SynchronousSeller,
-    Unavailable,
+from eventpro.adapters.dialects import (
+    MYSQL_OPTIONS,
+    from_naive_utc,
+    postgres_target,
+    to_naive_utc,
 )
+from eventpro.adapters.stock import free_seats
+from eventpro.domain.allocation import SectionStock, allocate
+from eventpro.domain.errors import Refused
+from eventpro.domain.model import Event, Order, PurchaseRequest, Reason, Strategy
+from eventpro.ports import IdSource, Misconfigured, StoreError, SynchronousSeller, Unavailable
 
 ORDER_COLUMNS = "id, event_id, buyer_id, purchase_id, section, seats, quantity, amount_cents"
 SECTION = text("SELECT remaining FROM sections WHERE event_id = :event AND name = :section")
@@ -59,13 +57,14 @@ TAKE_STOCK = text(
 HELD = text(
     "SELECT COALESCE(SUM(quantity), 0) FROM orders WHERE event_id = :event AND buyer_id = :buyer"
 )
-FREE_SEATS = text(
-    "SELECT label FROM seats WHERE event_id = :event AND section = :section"
+FREE_LOWEST = (
+    "SELECT label, idx FROM seats WHERE event_id = :event AND section = :section"
     " AND order_id IS NULL ORDER BY idx LIMIT :n"
 )
-TAKEN_SEATS = text(
-    "SELECT label FROM seats WHERE event_id = :event AND label IN :labels AND order_id IS NOT NULL"
-).bindparams(bindparam("labels", expanding=True))
+FREE_NAMED = (
+    "SELECT label, idx FROM seats WHERE event_id = :event AND label IN :labels"
+    " AND order_id IS NULL ORDER BY label"
+)
 MARK_SEATS = text(
     "UPDATE seats SET order_id = :order WHERE event_id = :event AND label IN :labels"
 ).bindparams(bindparam("labels", expanding=True))
@@ -175,42 +174,48 @@ class SqlSeller(SynchronousSeller):
 
     def _naive(self, conn: sa.Connection, event: Event, order: Order) -> Order:
         """Read, check in Python, write back: each statement commits on its own."""
-        keys = {"event": event.id, "section": order.section}
-        remaining = conn.execute(SECTION, keys).scalar_one()
-        if remaining < order.quantity:
-            raise Refused(Reason.SOLD_OUT)
-        self._check_limit(conn, event, order)
-        return self._write_back(conn, event, order, remaining, lock="")
+        return self._read_check_write(conn, event, order, lock="")
 
     def _locking(self, conn: sa.Connection, event: Event, order: Order) -> Order:
-        """Lock the section row (then its seats), check, write, in one transaction."""
-        keys = {"event": event.id, "section": order.section}
-        remaining = conn.execute(text(SECTION.text + self._lock_suffix), keys).scalar_one()
-        if remaining < order.quantity:
-            raise Refused(Reason.SOLD_OUT)
-        self._check_limit(conn, event, order)
-        return self._write_back(conn, event, order, remaining, lock=self._lock_suffix)
+        """The same under a lock of the section row, then its seats, in one transaction."""
+        return self._read_check_write(conn, event, order, lock=self._lock_suffix)
 
-    def _write_back(
-        self, conn: sa.Connection, event: Event, order: Order, remaining: int, lock: str
+    def _read_check_write(
+        self, conn: sa.Connection, event: Event, order: Order, lock: str
     ) -> Order:
-        """Check the seats are free, then write the stock computed from what was read:
-        safe only under the section's lock (`locking`), a race without it (`naive`)."""
-        order = self._pick_seats(conn, event, order, lock)
-        taken = (
-            order.seats
-            and conn.execute(TAKEN_SEATS, {"event": event.id, "labels": list(order.seats)}).first()
-        )
-        if taken:
-            raise Refused(Reason.SEAT_TAKEN)
+        """Read the stock, let the domain's `allocate` decide, write back the stock it
+        computed: safe under the section's lock (`locking`), a race without it (`naive`)."""
+        stock = self._read_stock(conn, event, order, lock)
+        got = allocate(_request_of(order), stock)
+        if isinstance(got, Reason):
+            raise Refused(got)
+        self._check_limit(conn, event, order)
         if self.strategy is Strategy.NAIVE:
             time.sleep(MONOLITH_THINK_S)
+        order = _with_seats(order, got)
         if order.seats:
             conn.execute(MARK_SEATS, _seat_keys(event, order))
         keys = {"event": event.id, "section": order.section}
-        conn.execute(SET_REMAINING, {**keys, "remaining": remaining - order.quantity})
+        conn.execute(SET_REMAINING, {**keys, "remaining": stock.remaining})
         self._insert(conn, order)
         return order
+
+    def _read_stock(
+        self, conn: sa.Connection, event: Event, order: Order, lock: str
+    ) -> SectionStock:
+        """What the section holds, as far as this order needs: its count, and for a
+        reserved section the named seats that are free or the lowest free ones."""
+        keys = {"event": event.id, "section": order.section}
+        remaining = conn.execute(text(SECTION.text + lock), keys).scalar_one()
+        section = event.section(order.section)
+        if section is None or not section.seats:
+            return SectionStock(remaining)
+        if order.seats:
+            named = text(FREE_NAMED + lock).bindparams(bindparam("labels", expanding=True))
+            rows = conn.execute(named, {"event": event.id, "labels": list(order.seats)})
+        else:
+            rows = conn.execute(text(FREE_LOWEST + lock), {**keys, "n": order.quantity})
+        return SectionStock(remaining, free_seats(rows.all()))
 
     def _conditional(self, conn: sa.Connection, event: Event, order: Order) -> Order:
         """Take the stock with a conditional UPDATE; seats likewise, all or nothing."""
@@ -218,7 +223,7 @@ class SqlSeller(SynchronousSeller):
         if conn.execute(TAKE_STOCK, keys).rowcount != 1:
             raise Refused(Reason.SOLD_OUT)
         self._check_limit(conn, event, order)
-        picked = self._pick_seats(conn, event, order, lock="")
+        picked = self._pick_seats(conn, event, order)
         took = picked.seats and conn.execute(TAKE_SEATS, _seat_keys(event, picked)).rowcount
         if picked.seats and took != order.quantity:
             if order.seats:  # the buyer named them: all or nothing
@@ -234,17 +239,14 @@ class SqlSeller(SynchronousSeller):
         if held + order.quantity > event.per_buyer_limit:
             raise Refused(Reason.LIMIT_EXCEEDED)
 
-    def _pick_seats(self, conn: sa.Connection, event: Event, order: Order, lock: str) -> Order:
-        """The order with its seats: those named, or the lowest free ones of a reserved
-        section asked for by count. General admission has none."""
+    def _pick_seats(self, conn: sa.Connection, event: Event, order: Order) -> Order:
+        """The order with the lowest free seats of a reserved section asked for by count;
+        unchanged if it names its seats or is general admission."""
         section = event.section(order.section)
         if order.seats or section is None or not section.seats:
             return order
-        query = text(FREE_SEATS.text + lock)
-        labels = conn.execute(
-            query, {"event": event.id, "section": order.section, "n": order.quantity}
-        ).scalars()
-        chosen = tuple(labels)
+        args = {"event": event.id, "section": order.section, "n": order.quantity}
+        chosen = tuple(row[0] for row in conn.execute(text(FREE_LOWEST), args))
         if len(chosen) < order.quantity:
             raise Refused(Reason.SOLD_OUT)
         return _with_seats(order, chosen)
@@ -257,7 +259,7 @@ class SqlSeller(SynchronousSeller):
         if self.dialect == "sqlite":
             created = order.created_at.isoformat()
         elif self.dialect == "mysql":  # DATETIME holds no zone: UTC
-            created = to_db(order.created_at)
+            created = to_naive_utc(order.created_at)
         conn.execute(
             INSERT_ORDER,
             {
@@ -311,7 +313,7 @@ def _engine(url: str, pool_size: int, pool_timeout: float) -> tuple[sa.Engine, s
         target = url
         args["connect_args"] = {"timeout": pool_timeout, "check_same_thread": False}
     elif scheme in ("postgresql", "postgres"):
-        conninfo, schema = split_url(url)
+        conninfo, schema = postgres_target(url)
         target = "postgresql+psycopg://" + conninfo.split("://", 1)[1]
         args["connect_args"] = {"options": f"-c search_path={schema}"}
     elif scheme in ("mysql", "mariadb"):
@@ -340,7 +342,7 @@ def _order_of(conn: sa.Connection, purchase_id: str) -> Order | None:
     if isinstance(created, str):
         created = datetime.fromisoformat(created)
     elif created.tzinfo is None:
-        created = from_db(created)
+        created = from_naive_utc(created)
     return Order(
         id=row.id,
         event_id=row.event_id,
@@ -351,6 +353,12 @@ def _order_of(conn: sa.Connection, purchase_id: str) -> Order | None:
         quantity=row.quantity,
         amount_cents=row.amount_cents,
         created_at=created,
+    )
+
+
+def _request_of(order: Order) -> PurchaseRequest:
+    return PurchaseRequest(
+        order.buyer_id, order.section, order.quantity, order.seats, order.amount_cents
     )
 
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import logging
 import re
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from fastapi import FastAPI
 from starlette.applications import Starlette
@@ -19,15 +19,19 @@ from eventpro.api.limits import BodyLimit
 from eventpro.api.metrics import Metrics
 from eventpro.api.routes import admin, events, health, purchases, streams
 from eventpro.bootstrap import Container
-from eventpro.worker.loop import run_async
 
 log = logging.getLogger(__name__)
 
 
-def create_app(container: Container) -> HotPath:
-    """The API; its lifespan runs `settings.workers` worker loops in this process."""
+def create_app(
+    container: Container,
+    metrics: Metrics | None = None,
+    background: Callable[[], AbstractAsyncContextManager[None]] | None = None,
+) -> HotPath:
+    """The API around a wired container. `background` runs beside it for the app's
+    lifetime (`eventpro serve` passes its in-process worker loops this way)."""
     settings = container.settings
-    metrics = Metrics()
+    metrics = metrics or Metrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -35,30 +39,11 @@ def create_app(container: Container) -> HotPath:
         app.state.synchronous = synchronous = container.synchronous_sale(admission)
         if synchronous is not None:
             metrics.watch_pool(synchronous.pool_counts)
-        stop = asyncio.Event()
-        loops = [
-            asyncio.create_task(
-                run_async(
-                    container.store,
-                    container.queue,
-                    container.clock,
-                    container.policy,
-                    stop,
-                    metrics.on_batch,
-                )
-            )
-            for _ in range(settings.workers)
-        ]
-        log.info(
-            "serving with %d in-process worker loop(s), strategy %s",
-            len(loops),
-            settings.strategy,
-        )
+        log.info("serving with strategy %s", settings.strategy)
         try:
-            yield
+            async with background() if background else contextlib.nullcontext():
+                yield
         finally:
-            stop.set()  # each loop finishes its batch in progress, then returns
-            await asyncio.gather(*loops, return_exceptions=True)
             if synchronous is not None:
                 synchronous.close()
             admission.close()

@@ -16,25 +16,26 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-from eventpro.domain.errors import DomainError
-from eventpro.ports import StoreError, Unavailable
-from eventpro.services.admission import (
-    AdmissionError,
+from eventpro.domain.errors import (
     AdmissionPaused,
+    DomainError,
     EventNotFound,
     IdempotencyInFlight,
-    IdempotencyMismatch,
     LineFull,
+    Refused,
 )
+from eventpro.ports import StoreError, Unavailable
 
 log = logging.getLogger(__name__)
 
-ADMISSION_STATUS: dict[type[AdmissionError], int] = {
+# The status of each refusal; any other `DomainError` is a well-formed request that
+# breaks a rule: 422.
+DOMAIN_STATUS: dict[type[DomainError], int] = {
     EventNotFound: 404,
     AdmissionPaused: 429,
     LineFull: 429,
     IdempotencyInFlight: 409,
-    IdempotencyMismatch: 422,
+    Refused: 409,
 }
 HTTP_CODES = {
     400: "bad_request",
@@ -112,15 +113,9 @@ async def _api(_: Request, exc: Exception) -> Response:
 
 async def _domain(_: Request, exc: Exception) -> Response:
     assert isinstance(exc, DomainError)
-    return error_response(422, exc.code, exc.message, exc.field)
-
-
-async def _admission(_: Request, exc: Exception) -> Response:
-    assert isinstance(exc, AdmissionError)
-    status = ADMISSION_STATUS.get(type(exc), 422)
+    status = DOMAIN_STATUS.get(type(exc), 422)
     headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else None
-    field = "Idempotency-Key" if status in (409, 422) else None
-    return error_response(status, exc.code, exc.message, field, headers)
+    return error_response(status, exc.code, exc.message, exc.field, headers)
 
 
 def install(app: Starlette, retry_after: int) -> None:
@@ -143,6 +138,5 @@ def install(app: Starlette, retry_after: int) -> None:
     app.add_exception_handler(StarletteHTTPException, _http)
     app.add_exception_handler(ApiError, _api)
     app.add_exception_handler(DomainError, _domain)
-    app.add_exception_handler(AdmissionError, _admission)
     app.add_exception_handler(StoreError, _store)
     app.add_exception_handler(Exception, _unexpected)

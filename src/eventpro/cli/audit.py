@@ -10,7 +10,7 @@ from rich.console import Console
 from eventpro.cli.events import open_container
 from eventpro.cli.report import print_audit
 from eventpro.cli.serve import DatabaseUrl, QueueUrl
-from eventpro.ports import Strategy
+from eventpro.domain.model import Strategy
 from eventpro.services.audit import audit_event
 
 console = Console()

@@ -29,8 +29,9 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from eventpro.adapters import open_queue, open_store
+from eventpro.bootstrap import Backends, bootstrap
 from eventpro.cli.report import print_audit
+from eventpro.config import Settings
 from eventpro.loadtest.client import (
     Answer,
     Shot,
@@ -82,9 +83,9 @@ def demo(
     """Sell TICKETS to BUYERS over real HTTP on loopback, then audit the stored data."""
     workdir = Path(tempfile.mkdtemp(prefix="eventpro-demo-"))
     database = database_url or f"sqlite:///{workdir / 'demo.db'}"
-    queue = queue_url or database
-    sale = sell(database, queue, buyers, tickets, connections, workdir, workers)
-    ok = _report(database, queue, sale, report)
+    backends = Backends(database, queue_url or database)
+    sale = sell(backends, buyers, tickets, connections, workdir, workers)
+    ok = _report(backends, sale, report)
     if not keep:
         for leftover in workdir.iterdir():
             leftover.unlink()
@@ -103,8 +104,7 @@ class Sale:
 
 
 def sell(
-    database: str,
-    queue: str,
+    backends: Backends,
     buyers: int,
     tickets: int,
     connections: int,
@@ -117,8 +117,8 @@ def sell(
     base = f"http://127.0.0.1:{port}"
     env = {
         **os.environ,
-        "EVENTPRO_DATABASE_URL": database,
-        "EVENTPRO_QUEUE_URL": queue,
+        "EVENTPRO_DATABASE_URL": backends.database_url,
+        "EVENTPRO_QUEUE_URL": backends.queue_url,
         "EVENTPRO_ADMIN_TOKEN": token,
     }
     console.print(f"demo: admin token for this run: [bold]{token}[/]  (files in {workdir})")
@@ -188,15 +188,16 @@ def _wait_until_decided(base: str, event_id: str, timeout: float) -> float:
     raise RuntimeError(f"requests still undecided after {timeout} s")
 
 
-def sale_numbers(database: str, queue_url: str, sale: Sale) -> tuple[dict[str, Any], AuditReport]:
+def sale_numbers(backends: Backends, sale: Sale) -> tuple[dict[str, Any], AuditReport]:
     """The sale's outcome as numbers, from the stored data (the audit), not the client."""
-    store, queue = open_store(database), open_queue(queue_url)
+    container = bootstrap(
+        Settings(database_url=backends.database_url, queue_url=backends.queue_url)
+    )
     try:
-        audit = audit_event(store, queue, sale.event_id)
-        orders = list(pages(lambda c: store.list_orders(sale.event_id, 1000, c)))
+        audit = audit_event(container.store, container.queue, sale.event_id)
+        orders = list(pages(lambda c: container.store.list_orders(sale.event_id, 1000, c)))
     finally:
-        queue.close()
-        store.close()
+        container.close()
     assert audit is not None
     statuses = Counter(a.status for a in sale.answers)
     latencies = [a.latency for a in sale.answers if a.status == 202]
@@ -224,8 +225,8 @@ def sale_numbers(database: str, queue_url: str, sale: Sale) -> tuple[dict[str, A
     return numbers, audit
 
 
-def _report(database: str, queue: str, sale: Sale, json_path: Path | None) -> bool:
-    n, audit = sale_numbers(database, queue, sale)
+def _report(backends: Backends, sale: Sale, json_path: Path | None) -> bool:
+    n, audit = sale_numbers(backends, sale)
     table = Table(title="EventPro demo: flash sale report")
     table.add_column("measure")
     table.add_column("value", justify="right")

@@ -13,10 +13,10 @@ import orjson
 import typer
 from pydantic import ValidationError
 
-from eventpro.api.schemas import EventIn, create_event_from, event_json
 from eventpro.bootstrap import Container, bootstrap
 from eventpro.cli.serve import DatabaseUrl, QueueUrl, settings_from
 from eventpro.services import events as event_service
+from eventpro.services.wire import EventIn, event_json
 
 event_app = typer.Typer(help="Create and show events.", no_args_is_help=True)
 
@@ -123,7 +123,9 @@ def create(
     body = event_body(file, fields, section or [], seats or [])
     container = open_container(database_url, queue_url)
     try:
-        event = create_event_from(body, container.store, container.clock, container.ids)
+        event = event_service.create_event_from(
+            body, container.store, container.clock, container.ids
+        )
         _show(container, event.id)
     finally:
         container.close()

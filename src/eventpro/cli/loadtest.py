@@ -14,7 +14,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from eventpro.loadtest.client import create_event
-from eventpro.loadtest.run import Counters, LoadResult, run_load
+from eventpro.loadtest.results import Counters, LoadResult
+from eventpro.loadtest.run import run_load
 from eventpro.loadtest.scenario import PRESETS, Scenario, ScenarioError, describe, load_scenario
 
 console = Console()

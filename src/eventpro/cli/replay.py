@@ -5,7 +5,6 @@ from __future__ import annotations
 import shlex
 import sys
 import tempfile
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -13,18 +12,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from eventpro.bootstrap import Servers, Tier, max_connections
 from eventpro.cli.loadtest import scenario_from_options
-from eventpro.loadtest.replay import Backend, ReplayPlan, replay
+from eventpro.domain.model import Strategy
+from eventpro.loadtest.replay import ReplayPlan, replay
 from eventpro.loadtest.report import Ceiling, StrategyRun, share_of_ceiling
-from eventpro.ports import Strategy
 
 console = Console()
-
-
-class BackendName(StrEnum):
-    SQLITE = "sqlite"
-    POSTGRES = "postgres"
-    MARIADB = "mariadb"
 
 
 # connections a pool may not take from the server: the store's pools, the audit, psql
@@ -32,9 +26,7 @@ RESERVED_CONNECTIONS = 25
 
 
 def replay_command(
-    backend: Annotated[BackendName, typer.Option(envvar="EVENTPRO_REPLAY_BACKEND")] = (
-        BackendName.SQLITE
-    ),
+    backend: Annotated[Tier, typer.Option(envvar="EVENTPRO_REPLAY_BACKEND")] = Tier.SQLITE,
     strategies: Annotated[
         str, typer.Option(help="comma-separated, in the order they run")
     ] = "naive,locking,conditional,queued",
@@ -84,13 +76,16 @@ def replay_command(
         processes=processes,
     )
     with tempfile.TemporaryDirectory(prefix="eventpro-replay-") as workdir:
-        where = Backend(backend.value, Path(workdir), postgres_url, redis_url, mysql_url)
-        allowed = where.connections_allowed()
+        servers = Servers(postgres_url, redis_url, mysql_url)
+        database_server = {Tier.POSTGRES: postgres_url, Tier.MARIADB: mysql_url}.get(backend)
+        allowed = max_connections(database_server) if database_server else None
         if allowed is not None and pool_size > allowed - RESERVED_CONNECTIONS:
             pool_size = max(1, allowed - RESERVED_CONNECTIONS)
             console.print(f"{backend} takes {allowed} connections: pools of {pool_size}")
         plan = ReplayPlan(
-            backend=where,
+            tier=backend,
+            servers=servers,
+            workdir=Path(workdir),
             strategies=chosen,
             scenario=scenario,
             tickets=tickets,

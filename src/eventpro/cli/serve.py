@@ -10,7 +10,8 @@ import typer
 
 from eventpro.bootstrap import Container, bootstrap
 from eventpro.config import Settings
-from eventpro.ports import Strategy, Unavailable
+from eventpro.domain.model import Strategy
+from eventpro.ports import Unavailable
 
 
 def settings_from(**overrides: object) -> Settings:
@@ -51,7 +52,7 @@ def serve(
     ] = 150,
 ) -> None:
     """Run the HTTP API, with in-process workers deciding the line."""
-    from eventpro.api.server import run_server
+    from eventpro.cli.server import run_server
 
     settings = settings_from(
         database_url=database_url,

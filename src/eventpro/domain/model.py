@@ -33,6 +33,16 @@ class PurchaseStatus(enum.StrEnum):
         return self in (PurchaseStatus.CONFIRMED, PurchaseStatus.REJECTED)
 
 
+class Strategy(enum.StrEnum):
+    """How purchases are decided: the product (`queued`) or a design it replaces, which
+    `eventpro replay` measures beside it."""
+
+    NAIVE = "naive"
+    LOCKING = "locking"
+    CONDITIONAL = "conditional"
+    QUEUED = "queued"
+
+
 class Reason(enum.StrEnum):
     SOLD_OUT = "sold_out"
     SEAT_TAKEN = "seat_taken"

@@ -1,4 +1,6 @@
-"""The rules of selling, written once and used by every adapter and the API."""
+"""The rules of what may be sold and asked for: valid events, resolved requests, status.
+
+Who gets tickets is `allocation.py`."""
 
 from __future__ import annotations
 
@@ -16,9 +18,7 @@ from eventpro.domain.errors import (
 from eventpro.domain.model import (
     Event,
     EventStatus,
-    Order,
     PurchaseRequest,
-    Reason,
     Section,
 )
 
@@ -129,47 +129,9 @@ def _check_quantity(event: Event, quantity: int, field: str = "quantity") -> Non
         )
 
 
-def reason_at_admission(
-    event: Event, request: PurchaseRequest, *, now: datetime, held: int, sold_out: bool
-) -> Reason | None:
-    """Why a request is rejected at once, without entering the line; None if it may queue.
-
-    `held` counts the buyer's tickets already confirmed or in line for this event.
-    """
-    if now < event.sale_opens_at:
-        return Reason.SALE_NOT_OPEN
-    if held + request.quantity > event.per_buyer_limit:
-        return Reason.LIMIT_EXCEEDED
-    if sold_out:
-        return Reason.SOLD_OUT
-    return None
-
-
 def event_status(event: Event, remaining: Mapping[str, int], now: datetime) -> EventStatus:
     if remaining and all(v == 0 for v in remaining.values()):
         return EventStatus.SOLD_OUT
     if now < event.sale_opens_at:
         return EventStatus.SCHEDULED
     return EventStatus.ON_SALE
-
-
-def make_order(
-    order_id: str,
-    event_id: str,
-    purchase_id: str,
-    request: PurchaseRequest,
-    seats: tuple[str, ...],
-    created_at: datetime,
-) -> Order:
-    """The order a confirmed request produces; `seats` are the labels actually allocated."""
-    return Order(
-        id=order_id,
-        event_id=event_id,
-        buyer_id=request.buyer_id,
-        purchase_id=purchase_id,
-        section=request.section,
-        seats=seats,
-        quantity=request.quantity,
-        amount_cents=request.amount_cents,
-        created_at=created_at,
-    )

@@ -15,16 +15,17 @@ import math
 import secrets
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import orjson
 from prometheus_client.parser import text_string_to_metric_families
 
-from eventpro.adapters import open_queue, open_store
+from eventpro.bootstrap import Servers, Tier, bootstrap, fresh_backends
+from eventpro.config import Settings
+from eventpro.domain.model import Strategy
 from eventpro.loadtest.client import Shot, closed_loop, create_event, get_json
 from eventpro.loadtest.http import run
 from eventpro.loadtest.process import (
@@ -35,9 +36,9 @@ from eventpro.loadtest.process import (
     worker_process,
 )
 from eventpro.loadtest.report import Ceiling, StrategyRun, write_report
-from eventpro.loadtest.run import Counters, LoadResult, run_load
+from eventpro.loadtest.results import Counters, LoadResult
+from eventpro.loadtest.run import run_load
 from eventpro.loadtest.scenario import Scenario
-from eventpro.ports import Strategy
 from eventpro.services.audit import AuditReport, audit_event, pages
 
 Progress = Callable[[Counters, int], None]
@@ -45,65 +46,12 @@ SETTLE_TIMEOUT = 300.0  # seconds the queue may take to decide its backlog after
 
 
 @dataclass(frozen=True)
-class Backend:
-    """Where a strategy's data lives: one fresh scope per strategy, removed at the end.
-
-    `sqlite`: a file per strategy (the queue in the same file); `postgres`: a schema, and
-    a Redis key prefix for the queue; `mariadb`: a database, and a Redis key prefix.
-    A synchronous strategy keeps no line, so its queue is `memory://`.
-    """
-
-    name: str  # "sqlite", "postgres" or "mariadb"
-    workdir: Path
-    postgres_url: str = ""
-    redis_url: str = ""
-    mysql_url: str = ""
-
-    @contextlib.contextmanager
-    def urls(self, strategy: Strategy) -> Iterator[tuple[str, str]]:
-        """(database URL, queue URL) for one strategy's run; the scope is dropped after."""
-        if self.name == "sqlite":
-            url = f"sqlite:///{self.workdir / f'{strategy}.db'}"
-            yield url, url if strategy is Strategy.QUEUED else "memory://"
-            return
-        from eventpro.cli.bench_cluster import clean_up, cluster_urls
-
-        store, queue, scope = cluster_urls(self.postgres_url, self.redis_url)
-        if self.name == "mariadb":
-            store = str(urlsplit(self.mysql_url)._replace(path=f"/{scope}", query="").geturl())
-        try:
-            yield store, queue if strategy is Strategy.QUEUED else "memory://"
-        finally:
-            if self.name == "mariadb":
-                from eventpro.adapters.mysql import MysqlDatabase
-
-                MysqlDatabase(store).drop()
-            clean_up(self.postgres_url, self.redis_url, scope)
-
-    def connections_allowed(self) -> int | None:
-        """How many connections the database server takes (None: no such limit)."""
-        if self.name == "postgres":
-            import psycopg
-
-            with psycopg.connect(self.postgres_url) as conn:
-                row = conn.execute("SHOW max_connections").fetchone()
-        elif self.name == "mariadb":
-            import sqlalchemy as sa
-
-            from eventpro.adapters.mysql.database import split_url
-
-            engine = sa.create_engine(split_url(self.mysql_url)[0], poolclass=sa.NullPool)
-            with engine.connect() as conn:
-                row = conn.exec_driver_sql("SELECT @@max_connections").first()
-            engine.dispose()
-        else:
-            return None
-        return int(row[0]) if row else None
-
-
-@dataclass(frozen=True)
 class ReplayPlan:
-    backend: Backend
+    """What to replay: each strategy on fresh backends of `tier` (files in `workdir`)."""
+
+    tier: Tier
+    servers: Servers
+    workdir: Path
     strategies: Sequence[Strategy]
     scenario: Scenario
     tickets: int
@@ -123,14 +71,14 @@ def replay(
     out.mkdir(parents=True, exist_ok=True)
     runs = []
     for strategy in plan.strategies:
-        say(f"replay: {strategy} on {plan.backend.name}")
+        say(f"replay: {strategy} on {plan.tier.value}")
         runs.append(run_strategy(plan, strategy, out, progress))
     say("replay: the ceiling (a bare Starlette endpoint)")
     ceiling = measure_ceiling(plan.scenario.connections, out, plan.ceiling_s)
     scenario = plan.scenario
     title = (
         f"Flash-sale replay: {scenario.buyers:,} buyers for {plan.tickets:,} tickets"
-        f" on {plan.backend.name}"
+        f" on {plan.tier.value}"
     )
     page = write_report(runs, ceiling, out, title, command)
     (out / "replay.json").write_bytes(
@@ -154,7 +102,10 @@ def run_strategy(
 ) -> StrategyRun:
     """One strategy: serve it on fresh data, play the scenario, audit what was stored."""
     token = secrets.token_urlsafe(24)
-    with plan.backend.urls(strategy) as (database_url, queue_url):
+    with fresh_backends(plan.tier, plan.servers, plan.workdir) as backends:
+        database_url = backends.database_url
+        # a synchronous strategy keeps no line
+        queue_url = backends.queue_url if strategy is Strategy.QUEUED else "memory://"
         env = {
             "EVENTPRO_DATABASE_URL": database_url,
             "EVENTPRO_QUEUE_URL": queue_url,
@@ -221,7 +172,7 @@ def _strategy_run(
     broken = [f"{c.number} {c.name}" for c in report.checks if c.applies and not c.ok]
     return StrategyRun(
         strategy=strategy.value,
-        backend=plan.backend.name,
+        backend=plan.tier.value,
         summary=summary,
         broken=broken,
         series=load.series(),
@@ -314,10 +265,11 @@ def _audit(
     database_url: str, queue_url: str, event_id: str, strategy: Strategy
 ) -> tuple[AuditReport, int]:
     """The audit of the stored sale, and how many seats are in more than one order."""
-    store, queue = open_store(database_url), open_queue(queue_url)
+    container = bootstrap(Settings(database_url=database_url, queue_url=queue_url))
+    store = container.store
     try:
         synchronous = strategy is not Strategy.QUEUED
-        report = audit_event(store, queue, event_id, synchronous=synchronous)
+        report = audit_event(store, container.queue, event_id, synchronous=synchronous)
         assert report is not None, f"the event {event_id} is gone"
         seats = Counter(
             label
@@ -325,8 +277,7 @@ def _audit(
             for label in order.seats
         )
     finally:
-        queue.close()
-        store.close()
+        container.close()
     return report, sum(1 for n in seats.values() if n > 1)
 
 

@@ -20,40 +20,17 @@ from typing import Generic, TypeVar
 
 import orjson
 
+from eventpro.domain.allocation import sale_is_open
+from eventpro.domain.errors import (
+    AdmissionPaused,
+    EventNotFound,
+    IdempotencyInFlight,
+    IdempotencyMismatch,
+    LineFull,
+)
 from eventpro.domain.model import Event, Reason
 from eventpro.domain.rules import resolve_request
 from eventpro.ports import Admission, Admitted, Clock, IdSource, InventoryStore, PurchaseQueue
-
-
-class AdmissionError(Exception):
-    """A request that cannot be admitted now; `code` is the API's error code."""
-
-    code = "admission_error"
-
-    def __init__(self, message: str, retry_after: int | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.retry_after = retry_after
-
-
-class EventNotFound(AdmissionError):
-    code = "event_not_found"
-
-
-class AdmissionPaused(AdmissionError):
-    code = "event_paused"
-
-
-class LineFull(AdmissionError):
-    code = "line_full"
-
-
-class IdempotencyInFlight(AdmissionError):
-    code = "idempotency_key_in_flight"
-
-
-class IdempotencyMismatch(AdmissionError):
-    code = "idempotency_key_reused"
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,12 +159,12 @@ class AdmissionService:
         return self._events.get(event_id, load)
 
     def open_event(self, event_id: str) -> Event:
-        """The event, if it exists and takes purchases now (else `AdmissionError`)."""
+        """The event, if it exists and takes purchases now (else a `DomainError`)."""
         event = self.event(event_id)
         if event is None:
             raise EventNotFound(f"no event {event_id!r}")
         if event.paused:
-            raise AdmissionPaused(f"sales of {event_id} are paused", self._retry_after)
+            raise AdmissionPaused(f"sales of {event_id} are paused", retry_after=self._retry_after)
         return event
 
     def forget_event(self, event_id: str) -> None:
@@ -196,13 +173,15 @@ class AdmissionService:
     async def submit(
         self, event_id: str, body: PurchaseInput, idempotency_key: str | None
     ) -> Admitted:
-        """Admit one purchase request; raise `DomainError` or `AdmissionError` if it can't be."""
+        """Admit one purchase request; raise a `DomainError` if it can't be."""
         event = self.open_event(event_id)
         request = resolve_request(
             event, body.buyer_id, section=body.section, seats=body.seats, quantity=body.quantity
         )
         if self._depths.get(event_id, self._queue.depth) >= self._max_line:
-            raise LineFull(f"the line for {event_id} is full; try again", self._retry_after)
+            raise LineFull(
+                f"the line for {event_id} is full; try again", retry_after=self._retry_after
+            )
         now = self._clock.now()
         admission = Admission(
             purchase_id=self._ids.new("pur"),
@@ -212,7 +191,7 @@ class AdmissionService:
             received_at=now,
             idempotency_key=idempotency_key,
             request_hash=body.fingerprint(event_id) if idempotency_key else None,
-            rejected_for=Reason.SALE_NOT_OPEN if now < event.sale_opens_at else None,
+            rejected_for=None if sale_is_open(event, now) else Reason.SALE_NOT_OPEN,
         )
         if idempotency_key is None:
             return await self.committer.admit(admission)
@@ -221,14 +200,18 @@ class AdmissionService:
     async def _submit_once(self, admission: Admission, key: str) -> Admitted:
         scoped = (admission.event_id, key)
         if scoped in self._in_flight:
-            raise IdempotencyInFlight("a request with this Idempotency-Key is still in progress")
+            raise IdempotencyInFlight(
+                "a request with this Idempotency-Key is still in progress", field="Idempotency-Key"
+            )
         self._in_flight.add(scoped)
         try:
             admitted = await self.committer.admit(admission)
         finally:
             self._in_flight.discard(scoped)
         if admitted.key_mismatch:
-            raise IdempotencyMismatch("this Idempotency-Key was used with a different body")
+            raise IdempotencyMismatch(
+                "this Idempotency-Key was used with a different body", field="Idempotency-Key"
+            )
         return admitted
 
     def close(self) -> None:

@@ -8,6 +8,7 @@ from datetime import datetime
 from eventpro.domain.model import Event, EventStatus, Inventory, Section
 from eventpro.domain.rules import event_status, validate_event
 from eventpro.ports import Clock, IdSource, InventoryStore, Page, PurchaseQueue
+from eventpro.services.wire import EventIn
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +60,26 @@ def create_event(
     )
     store.create_event(event)
     return event
+
+
+def create_event_from(body: EventIn, store: InventoryStore, clock: Clock, ids: IdSource) -> Event:
+    """Create the event a validated body describes (shared by the API and `event create`)."""
+    return create_event(
+        store,
+        clock,
+        ids,
+        name=body.name,
+        venue=body.venue,
+        starts_at=body.starts_at,
+        sale_opens_at=body.sale_opens_at,
+        per_buyer_limit=body.per_buyer_limit,
+        sections=[
+            SectionSpec(
+                s.name, s.price_cents, s.capacity, tuple(s.seats) if s.seats is not None else None
+            )
+            for s in body.sections
+        ],
+    )
 
 
 def _section(spec: SectionSpec) -> Section:

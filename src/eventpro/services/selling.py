@@ -12,10 +12,12 @@ import asyncio
 import hashlib
 from concurrent.futures import ThreadPoolExecutor
 
+from eventpro.domain.allocation import sale_is_open
+from eventpro.domain.errors import IdempotencyMismatch, Refused
 from eventpro.domain.model import Order, PurchaseRequest, Reason
 from eventpro.domain.rules import resolve_request
-from eventpro.ports import Clock, IdSource, Refused, SynchronousSeller
-from eventpro.services.admission import AdmissionService, IdempotencyMismatch, PurchaseInput
+from eventpro.ports import Clock, IdSource, SynchronousSeller
+from eventpro.services.admission import AdmissionService, PurchaseInput
 
 
 class SynchronousSale:
@@ -40,7 +42,7 @@ class SynchronousSale:
             event, body.buyer_id, section=body.section, seats=body.seats, quantity=body.quantity
         )
         now = self._clock.now()
-        if now < event.sale_opens_at:
+        if not sale_is_open(event, now):
             raise Refused(Reason.SALE_NOT_OPEN)
         purchase_id = (
             keyed_purchase_id(event_id, idempotency_key)
@@ -51,7 +53,9 @@ class SynchronousSale:
             self._threads, self._seller.sell, purchase_id, event, request, now
         )
         if not _same_request(order, request):
-            raise IdempotencyMismatch("this Idempotency-Key was used with a different body")
+            raise IdempotencyMismatch(
+                "this Idempotency-Key was used with a different body", field="Idempotency-Key"
+            )
         return order
 
     def pool_counts(self) -> dict[str, int]:

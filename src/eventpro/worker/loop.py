@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import Executor, ThreadPoolExecutor
 
 from eventpro.ports import Clock, InventoryStore, PurchaseQueue, StoreError
@@ -111,3 +111,27 @@ async def run_async(
             if delay:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), delay)
+
+
+@contextlib.asynccontextmanager
+async def running(
+    loops: int,
+    store: InventoryStore,
+    queue: PurchaseQueue,
+    clock: Clock,
+    policy: WorkerPolicy,
+    on_batch: Callable[[BatchResult], None] | None = None,
+) -> AsyncIterator[None]:
+    """`loops` worker loops in this event loop while the block runs; on leaving it, each
+    finishes its batch in progress, then returns (`eventpro serve`'s in-process workers)."""
+    stop = asyncio.Event()
+    tasks = [
+        asyncio.create_task(run_async(store, queue, clock, policy, stop, on_batch))
+        for _ in range(loops)
+    ]
+    log.info("%d in-process worker loop(s)", loops)
+    try:
+        yield
+    finally:
+        stop.set()
+        await asyncio.gather(*tasks, return_exceptions=True)

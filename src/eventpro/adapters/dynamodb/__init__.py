@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit, urlunsplit
+
+from eventpro.adapters.dynamodb import schema
 from eventpro.adapters.dynamodb.client import Target
 from eventpro.adapters.dynamodb.queue import DynamoQueue
 from eventpro.adapters.dynamodb.store import DynamoInventoryStore
@@ -17,4 +20,29 @@ def queue_from_url(url: str) -> DynamoQueue:
     return DynamoQueue(Target.from_url(url))
 
 
-__all__ = ["DynamoInventoryStore", "DynamoQueue", "Target", "queue_from_url", "store_from_url"]
+def provision(url: str) -> list[str]:
+    """Create both tables of `url`'s prefix (and the line's TTL) unless they exist."""
+    return schema.provision(Target.from_url(url))
+
+
+def scoped_url(url: str, scope: str) -> str:
+    """The same account and region under a table prefix of its own, tables created."""
+    scoped = urlunsplit(urlsplit(url)._replace(netloc=scope, path=""))
+    schema.provision(Target.from_url(scoped))
+    return scoped
+
+
+def drop_scope(url: str) -> None:
+    schema.drop(Target.from_url(url))
+
+
+__all__ = [
+    "DynamoInventoryStore",
+    "DynamoQueue",
+    "Target",
+    "drop_scope",
+    "provision",
+    "queue_from_url",
+    "scoped_url",
+    "store_from_url",
+]

@@ -2,8 +2,9 @@
 
 1. Read, strongly consistent, in one BatchGetItem per 100 keys: the decisions already
    stored for the batch (a redelivery) and the counters of the sections it asks for.
-2. Plan each undecided purchase in order, exactly as the in-memory model does (first come,
-   first served; a later smaller request may take what a larger earlier one could not).
+2. Decide the undecided purchases in order with the domain's `allocate_batch`, as every
+   store does (first come, first served; a later smaller request may take what a larger
+   earlier one could not).
 3. Commit in TransactWriteItems of at most 100 actions: each decision `Put` with
    `attribute_not_exists(pk)`, each seat `Update` with `attribute_not_exists(owner)`, and
    one counter `Update` per section for the whole run, `remaining >= :sum`.
@@ -21,7 +22,6 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -39,41 +39,16 @@ from eventpro.adapters.dynamodb.client import (
     text,
     transact,
 )
-from eventpro.domain.model import (
-    DecidedBatch,
-    Decision,
-    Event,
-    Purchase,
-    PurchaseStatus,
-    Reason,
-    Section,
-)
-from eventpro.domain.rules import make_order
+from eventpro.domain.allocation import SectionStock, StockKey, allocate_batch
+from eventpro.domain.model import DecidedBatch, Decision, Event, Purchase
 from eventpro.ports import StoreError, Unavailable
 
 # One purchase of named seats is one transaction: its seats, its decision, the counter.
 MAX_SEATS_PER_PURCHASE = MAX_TRANSACT_ITEMS - 2
 
-SectionKey = tuple[str, str]  # (event id, section name)
-
 
 class _Lost(Exception):
     """A transaction was cancelled: plan the batch again from fresh reads."""
-
-
-@dataclass
-class _Planned:
-    purchase: Purchase
-    decision: Decision
-    actions: list[dict[str, Any]]
-    section: SectionKey
-    taken: int
-
-
-@dataclass
-class _State:
-    remaining: dict[SectionKey, int] = field(default_factory=dict)
-    seats: dict[SectionKey, dict[str, list[Any]]] = field(default_factory=dict)  # label: [sk, sold]
 
 
 class Decider:
@@ -90,77 +65,44 @@ class Decider:
         raise Unavailable(f"dynamodb: a batch lost {CONFLICT_RETRIES} races in a row")
 
     def _once(self, purchases: Sequence[Purchase], now: datetime) -> DecidedBatch:
-        known, state = self._read(purchases)
-        decisions, planned = [], []
-        for purchase in purchases:
-            decision = known.get(purchase.id)
-            if decision is None:
-                step = self._plan(purchase, state, now)
-                planned.append(step)
-                decision = known[purchase.id] = step.decision
-            decisions.append(decision)
-        self._commit(planned)
-        emptied = {key[1] for key in {p.section for p in planned} if state.remaining[key] == 0}
-        return DecidedBatch(decisions, emptied)
+        known, remaining = self._read(purchases)
+        new = list({p.id: p for p in purchases if p.id not in known}.values())
+        stocks = {key: self._stock(key, left) for key, left in remaining.items()}
+        order_ids = [codec.order_id_for(p.id) for p in new]  # the same in every retry
+        batch = allocate_batch(new, stocks, order_ids, now)
+        self._commit(new, batch.decisions)
+        known |= {d.purchase_id: d for d in batch.decisions}
+        return DecidedBatch([known[p.id] for p in purchases], batch.emptied_sections)
 
-    def _read(self, purchases: Sequence[Purchase]) -> tuple[dict[str, Decision], _State]:
+    def _read(
+        self, purchases: Sequence[Purchase]
+    ) -> tuple[dict[str, Decision], dict[StockKey, int]]:
+        """The decisions already stored for the batch, and its sections' counters."""
         keys = [{"pk": s(f"PUR#{p.id}"), "sk": s("#DECISION")} for p in purchases]
         sections = sorted({(p.event_id, p.request.section) for p in purchases})
         keys += [{"pk": s(f"EV#{e}"), "sk": s(f"SEC#{name}")} for e, name in sections]
-        known, state = {}, _State()
+        known, remaining = {}, dict.fromkeys(sections, 0)
         for item in batch_get(self.client, self.table, keys):
             pk = text(item, "pk")
             if pk.startswith("PUR#"):
                 decision = codec.decision_from(item)
                 known[decision.purchase_id] = decision
             else:
-                state.remaining[(pk[3:], text(item, "sk")[4:])] = num(item, "remaining")
-        return known, state
+                remaining[(pk[3:], text(item, "sk")[4:])] = num(item, "remaining")
+        return known, remaining
 
-    def _plan(self, purchase: Purchase, state: _State, now: datetime) -> _Planned:
-        request = purchase.request
-        event = self._event(purchase.event_id)
-        section = event.section(request.section)
+    def _stock(self, key: StockKey, remaining: int) -> SectionStock:
+        """A section's stock: its counter and, if reserved, its free seats in order."""
+        section = self._event(key[0]).section(key[1])
         if section is None:
-            raise StoreError(f"event {event.id} has no section {request.section!r}")
-        key = (event.id, section.name)
-        labels, taken_seat = self._labels(purchase, section, state)
-        if taken_seat or state.remaining.get(key, 0) < request.quantity:
-            reason = Reason.SEAT_TAKEN if taken_seat else Reason.SOLD_OUT
-            decision = Decision(purchase.id, PurchaseStatus.REJECTED, reason)
-            return _Planned(purchase, decision, [self._put(decision, purchase)], key, 0)
-        order = make_order(
-            codec.order_id_for(purchase.id), event.id, purchase.id, request, labels, now
-        )
-        decision = Decision(purchase.id, PurchaseStatus.CONFIRMED, order=order)
-        state.remaining[key] -= request.quantity
-        seats = state.seats.get(key, {})
-        actions = [self._put(decision, purchase)]
-        for label in labels:
-            seats[label][1] = True
-            actions.append(self._take_seat(key, seats[label][0], purchase.id))
-        return _Planned(purchase, decision, actions, key, request.quantity)
-
-    def _labels(
-        self, purchase: Purchase, section: Section, state: _State
-    ) -> tuple[tuple[str, ...], bool]:
-        """The seats a request would take, and whether a named one is already sold."""
+            raise StoreError(f"event {key[0]} has no section {key[1]!r}")
         if not section.seats:
-            return (), False
-        seats = self._seat_state(purchase.event_id, section.name, state)
-        request = purchase.request
-        if request.seats:
-            labels = tuple(sorted(request.seats, key=section.seats.index))
-            return labels, any(seats[label][1] for label in labels)
-        free = [label for label in section.seats if not seats[label][1]]
-        return tuple(free[: request.quantity]), False
-
-    def _seat_state(self, event_id: str, name: str, state: _State) -> dict[str, list[Any]]:
-        key = (event_id, name)
-        if key not in state.seats:
-            items = self.seats(event_id, name)
-            state.seats[key] = {text(i, "label"): [text(i, "sk"), "owner" in i] for i in items}
-        return state.seats[key]
+            return SectionStock(remaining)
+        # seat items come in the section's order: their sort key is the seat's place
+        items = self.seats(*key)
+        return SectionStock(
+            remaining, {text(i, "label"): int(text(i, "sk")) for i in items if "owner" not in i}
+        )
 
     def seats(self, event_id: str, section: str) -> list[Item]:
         """A reserved section's seat items, in the section's order (strongly consistent)."""
@@ -185,6 +127,17 @@ class Decider:
             event = self._events[event_id] = codec.unpack_event(answer["Item"]["def"]["B"], False)
         return event
 
+    def _actions(self, purchase: Purchase, decision: Decision) -> list[dict[str, Any]]:
+        """The decision's `Put` and, if it took seats, each seat's conditional `Update`."""
+        actions = [self._put(decision, purchase)]
+        if decision.order is not None and decision.order.seats:
+            section = self._event(purchase.event_id).section(purchase.request.section)
+            assert section is not None
+            place = {label: i for i, label in enumerate(section.seats)}
+            for label in decision.order.seats:
+                actions.append(self._take_seat(purchase, f"{place[label]:06d}"))
+        return actions
+
     def _put(self, decision: Decision, purchase: Purchase) -> dict[str, Any]:
         item = codec.decision_item(decision, purchase.event_id, purchase.position)
         return {
@@ -195,39 +148,43 @@ class Decider:
             }
         }
 
-    def _take_seat(self, key: SectionKey, sk: str, purchase_id: str) -> dict[str, Any]:
+    def _take_seat(self, purchase: Purchase, sk: str) -> dict[str, Any]:
+        pk = f"SEAT#{purchase.event_id}#{purchase.request.section}"
         return {
             "Update": {
                 "TableName": self.table,
-                "Key": {"pk": s(f"SEAT#{key[0]}#{key[1]}"), "sk": s(sk)},
+                "Key": {"pk": s(pk), "sk": s(sk)},
                 "UpdateExpression": "SET #o = :p",
                 "ConditionExpression": "attribute_exists(label) AND attribute_not_exists(#o)",
                 "ExpressionAttributeNames": {"#o": "owner"},
-                "ExpressionAttributeValues": {":p": s(purchase_id)},
+                "ExpressionAttributeValues": {":p": s(purchase.id)},
             }
         }
 
-    def _commit(self, planned: list[_Planned]) -> None:
-        """Write the plan in transactions of at most 100 actions, in order."""
+    def _commit(self, purchases: list[Purchase], decisions: list[Decision]) -> None:
+        """Write the decisions in transactions of at most 100 actions, in order."""
         actions: list[dict[str, Any]] = []
-        taken: Counter[SectionKey] = Counter()
-        for step in planned:
-            counters = len(taken) + (step.taken > 0 and step.section not in taken)
-            if actions and len(actions) + len(step.actions) + counters > MAX_TRANSACT_ITEMS:
+        taken: Counter[StockKey] = Counter()
+        for purchase, decision in zip(purchases, decisions, strict=True):
+            own = self._actions(purchase, decision)
+            key = (purchase.event_id, purchase.request.section)
+            quantity = purchase.request.quantity if decision.order is not None else 0
+            counters = len(taken) + (quantity > 0 and key not in taken)
+            if actions and len(actions) + len(own) + counters > MAX_TRANSACT_ITEMS:
                 self._run(actions, taken)
                 actions, taken = [], Counter()
-            actions += step.actions
-            if step.taken:
-                taken[step.section] += step.taken
+            actions += own
+            if quantity:
+                taken[key] += quantity
         if actions:
             self._run(actions, taken)
 
-    def _run(self, actions: list[dict[str, Any]], taken: Counter[SectionKey]) -> None:
+    def _run(self, actions: list[dict[str, Any]], taken: Counter[StockKey]) -> None:
         counters = [self._take_stock(key, quantity) for key, quantity in sorted(taken.items())]
         if transact(self.client, actions + counters) is not None:
             raise _Lost
 
-    def _take_stock(self, key: SectionKey, quantity: int) -> dict[str, Any]:
+    def _take_stock(self, key: StockKey, quantity: int) -> dict[str, Any]:
         return {
             "Update": {
                 "TableName": self.table,

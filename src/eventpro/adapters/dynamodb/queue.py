@@ -53,7 +53,7 @@ from eventpro.ports import (
 
 
 class DynamoQueue(PurchaseQueue):
-    capabilities = frozenset({"shared"})
+    capabilities = frozenset({"durable", "shared"})
 
     def __init__(self, target: Target, ids: IdSource | None = None) -> None:
         self.target = target

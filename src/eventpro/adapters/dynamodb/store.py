@@ -55,7 +55,7 @@ def cursor_number(cursor: str | None, default: int = 0) -> int:
 
 
 class DynamoInventoryStore(InventoryStore):
-    capabilities = frozenset({"shared"})
+    capabilities = frozenset({"durable", "shared"})
 
     def __init__(self, target: Target) -> None:
         self.target = target

@@ -2,28 +2,20 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import resources
-from urllib.parse import urlsplit, urlunsplit
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from eventpro.adapters.dialects import MYSQL_OPTIONS, mysql_target
 from eventpro.ports import Conflict, Misconfigured, StoreError, Unavailable
 
 POOL_SIZE = 10  # connections per process: workers write in batches, so few are needed
 POOL_TIMEOUT = 5.0  # seconds to wait for a connection before answering "unavailable"
 MIGRATION_LOCK = "eventpro_migrations"  # GET_LOCK name: one migrating process at a time
 MIGRATION_LOCK_WAIT = 60  # seconds
-MYSQL_OPTIONS = {  # of every connection
-    "charset": "utf8mb4",
-    "connect_timeout": int(POOL_TIMEOUT),
-    # refuse what does not fit rather than truncate it; times are UTC
-    "init_command": "SET SESSION sql_mode = 'STRICT_ALL_TABLES', time_zone = '+00:00'",
-}
-DATABASE_NAME = re.compile(r"[A-Za-z0-9_]{1,64}")
 # Server error codes that mean "not there yet" or "try again" rather than a bad request.
 # https://mariadb.com/kb/en/mariadb-error-code-reference/
 MISSING_TABLE = 1146
@@ -50,21 +42,11 @@ def mapped_errors() -> Iterator[None]:
         raise StoreError(f"mysql: {exc.orig}") from exc
 
 
-def split_url(url: str) -> tuple[str, str]:
-    """`mysql://user@host:3306/name` → (a SQLAlchemy URL of the server, the database name)."""
-    parts = urlsplit(url)
-    name = parts.path.lstrip("/")
-    if not DATABASE_NAME.fullmatch(name):
-        raise Misconfigured(f"the database name must be letters, digits and _: {name!r}")
-    server = urlunsplit(parts._replace(scheme="mysql+pymysql", path="/", query=""))
-    return server, name
-
-
 class MysqlDatabase:
     """A pool of connections to one database, created with its schema if missing."""
 
     def __init__(self, url: str, pool_size: int = POOL_SIZE) -> None:
-        server, self.name = split_url(url)
+        server, self.name = mysql_target(url)
         options = MYSQL_OPTIONS
         with mapped_errors():
             bootstrap = sa.create_engine(server, connect_args=options, poolclass=sa.NullPool)

@@ -1,26 +1,29 @@
 """`MysqlInventoryStore`: the system of record on MySQL or MariaDB (the incident's kind).
 
-A batch of decisions is one InnoDB transaction. It locks the batch's section rows first
-(`FOR UPDATE`, in (event, name) order), so the stock counted down in Python is the stock;
-each section is then written once with a conditional `UPDATE … WHERE remaining >=
-taken`, and the CHECK constraint is a second guard. Seats are locked in label order and
-taken with `… AND order_id IS NULL`, checking the row count: all named seats or none.
+A batch of decisions is one InnoDB transaction. It locks the rows it reads (`FOR
+UPDATE`; sections in (event, name) order, each with its seats in label order), so the
+stock the domain's `allocate_batch` counts down is the stock; each section is then written
+once with a conditional `UPDATE … WHERE remaining >= taken` and each seat with `… AND
+order_id IS NULL`, checking row counts, and the CHECK constraint is a third guard.
 Times are stored as UTC in DATETIME(6) columns (which hold no zone).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from eventpro.adapters.dialects import from_naive_utc, to_naive_utc
 from eventpro.adapters.mysql.database import MysqlDatabase
 from eventpro.adapters.paging import decode_cursor, page_of_events
 from eventpro.adapters.sql_reads import ORDER_COLUMNS, Rows, SqlReads
+from eventpro.adapters.stock import free_seats, new_purchases, seats_sold, taken, wanted
+from eventpro.domain.allocation import SectionStock, StockKey, allocate_batch
 from eventpro.domain.model import (
     DecidedBatch,
     Decision,
@@ -32,24 +35,14 @@ from eventpro.domain.model import (
     Reason,
     Section,
 )
-from eventpro.domain.rules import make_order
 from eventpro.ports import Conflict, IdSource, Page
 
 EVENT_COLUMNS = "id, name, venue, starts_at, sale_opens_at, per_buyer_limit, created_at, paused"
 MARKS_8 = "(%s, %s, %s, %s, %s, %s, %s, %s)"
 
 
-def to_db(moment: datetime) -> datetime:
-    """A DATETIME value: the moment in UTC, without a zone."""
-    return moment.astimezone(UTC).replace(tzinfo=None)
-
-
-def from_db(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC)
-
-
 class MysqlInventoryStore(SqlReads):
-    capabilities = frozenset({"transactions", "durable", "shared"})
+    capabilities = frozenset({"durable", "shared"})
 
     def __init__(self, db: MysqlDatabase, ids: IdSource | None = None) -> None:
         self.db = db
@@ -60,10 +53,10 @@ class MysqlInventoryStore(SqlReads):
             event.id,
             event.name,
             event.venue,
-            to_db(event.starts_at),
-            to_db(event.sale_opens_at),
+            to_naive_utc(event.starts_at),
+            to_naive_utc(event.sale_opens_at),
             event.per_buyer_limit,
-            to_db(event.created_at),
+            to_naive_utc(event.created_at),
             event.paused,
         )
         with self.db.transaction() as conn:
@@ -114,13 +107,13 @@ class MysqlInventoryStore(SqlReads):
             id=row[0],
             name=row[1],
             venue=row[2],
-            starts_at=from_db(row[3]),
-            sale_opens_at=from_db(row[4]),
+            starts_at=from_naive_utc(row[3]),
+            sale_opens_at=from_naive_utc(row[4]),
             per_buyer_limit=row[5],
             sections=tuple(
                 Section(s[0], s[1], s[2], tuple(labels.get(s[0], ()))) for s in sections
             ),
-            created_at=from_db(row[6]),
+            created_at=from_naive_utc(row[6]),
             paused=bool(row[7]),
         )
         return Inventory(event, {s[0]: s[3] for s in sections})
@@ -142,20 +135,20 @@ class MysqlInventoryStore(SqlReads):
             return found is not None  # rowcount counts changed rows, not matched ones
 
     def decide(self, purchases: Sequence[Purchase], now: datetime) -> DecidedBatch:
+        """The domain's `allocate_batch` on the stock read under row locks (sections in
+        (event, name) order, then seats in label order), written back conditionally."""
         if not purchases:
             return DecidedBatch([])
         with self.db.transaction() as conn:
             known = _known_decisions(conn, [p.id for p in purchases])
-            batch = _Batch(conn, purchases)
-            decisions: list[Decision] = []
-            for purchase in purchases:
-                decision = known.get(purchase.id)
-                if decision is None:
-                    decision = known[purchase.id] = batch.take(purchase, self._ids.new("ord"), now)
-                    batch.new.append(decision)
-                decisions.append(decision)
-            batch.write(now)
-        return DecidedBatch(decisions, batch.emptied())
+            new = new_purchases(purchases, known)
+            stocks = _locked_stocks(conn, new)
+            before = {key: s.remaining for key, s in stocks.items()}
+            batch = allocate_batch(new, stocks, self._ids.many("ord", len(new)), now)
+            _take(conn, taken(before, stocks), seats_sold(batch.decisions))
+            _record(conn, batch.decisions, now)
+        known.update((d.purchase_id, d) for d in batch.decisions)
+        return DecidedBatch([known[p.id] for p in purchases], batch.emptied_sections)
 
     def _rows(self, sql: str, params: Sequence[object]) -> Rows:
         with self.db.transaction() as conn:
@@ -172,120 +165,78 @@ class MysqlInventoryStore(SqlReads):
         self.db.close()
 
 
-class _Batch:
-    """One batch's transaction: its sections locked, their stock counted down here."""
-
-    def __init__(self, conn: Connection, purchases: Sequence[Purchase]) -> None:
-        self.conn = conn
-        self.new: list[Decision] = []
-        keys = sorted({(p.event_id, p.request.section) for p in purchases})
-        pairs = ", ".join(["(%s, %s)"] * len(keys))
-        rows = conn.exec_driver_sql(
-            "SELECT event_id, name, remaining, reserved FROM sections"
-            f" WHERE (event_id, name) IN ({pairs}) ORDER BY event_id, name FOR UPDATE",
-            tuple(value for key in keys for value in key),
-        ).all()
-        self.stock = {(r[0], r[1]): int(r[2]) for r in rows}
-        self.reserved = {(r[0], r[1]) for r in rows if r[3]}
-        self.taken = dict.fromkeys(self.stock, 0)
-
-    def take(self, purchase: Purchase, order_id: str, now: datetime) -> Decision:
-        """Take stock for one purchase, or say why not."""
-        request = purchase.request
-        key = (purchase.event_id, request.section)
-        refused = Reason.SEAT_TAKEN if request.seats else Reason.SOLD_OUT
-        if self.stock.get(key, 0) < request.quantity:
-            return Decision(purchase.id, PurchaseStatus.REJECTED, refused)
-        seats: tuple[str, ...] = ()
-        if key in self.reserved:
-            seats = self._take_seats(purchase, order_id)
-            if not seats:
-                return Decision(purchase.id, PurchaseStatus.REJECTED, Reason.SEAT_TAKEN)
-        self.stock[key] -= request.quantity
-        self.taken[key] += request.quantity
-        order = make_order(order_id, purchase.event_id, purchase.id, request, seats, now)
-        return Decision(purchase.id, PurchaseStatus.CONFIRMED, order=order)
-
-    def _take_seats(self, purchase: Purchase, order_id: str) -> tuple[str, ...]:
-        """The seats given to the order: those named if all are free, else the lowest
-        free ones of the section; () if the named ones are not all free."""
-        request = purchase.request
-        if request.seats:
-            marks = ", ".join(["%s"] * len(request.seats))
-            chosen = [
-                r[0]
-                for r in self.conn.exec_driver_sql(
-                    f"SELECT label FROM seats WHERE event_id = %s AND label IN ({marks})"
+def _locked_stocks(conn: Connection, new: list[Purchase]) -> dict[StockKey, SectionStock]:
+    """The batch's sections and seats, locked in (event, name) order, seats by label."""
+    stocks: dict[StockKey, SectionStock] = {}
+    for (event_id, section), want in sorted(wanted(new).items()):
+        remaining, reserved = conn.exec_driver_sql(
+            "SELECT remaining, reserved FROM sections WHERE event_id = %s AND name = %s FOR UPDATE",
+            (event_id, section),
+        ).one()
+        free = None
+        if reserved:
+            rows: list[Any] = []
+            if want.named:
+                marks = ", ".join(["%s"] * len(want.named))
+                rows += conn.exec_driver_sql(
+                    f"SELECT label, idx FROM seats WHERE event_id = %s AND label IN ({marks})"
                     " AND order_id IS NULL ORDER BY label FOR UPDATE",
-                    (purchase.event_id, *request.seats),
-                )
-            ]
-            if len(chosen) != len(request.seats):
-                return ()
-        else:
-            chosen = [
-                r[0]
-                for r in self.conn.exec_driver_sql(
-                    "SELECT label FROM seats WHERE event_id = %s AND section = %s"
-                    " AND order_id IS NULL ORDER BY idx LIMIT %s FOR UPDATE",
-                    (purchase.event_id, request.section, request.quantity),
-                )
-            ]
-        marks = ", ".join(["%s"] * len(chosen))
-        took = self.conn.exec_driver_sql(
-            f"UPDATE seats SET order_id = %s WHERE event_id = %s AND label IN ({marks})"
-            " AND order_id IS NULL",
-            (order_id, purchase.event_id, *chosen),
+                    (event_id, *sorted(want.named)),
+                ).all()
+            rows += conn.exec_driver_sql(
+                "SELECT label, idx FROM seats WHERE event_id = %s AND section = %s"
+                " AND order_id IS NULL ORDER BY idx LIMIT %s FOR UPDATE",
+                (event_id, section, want.lowest),
+            ).all()
+            free = free_seats(rows)
+        stocks[(event_id, section)] = SectionStock(int(remaining), free)
+    return stocks
+
+
+def _take(
+    conn: Connection, counts: list[tuple[int, str, str]], seats: list[tuple[str, str, str]]
+) -> None:
+    """Write what the batch took, each write conditional on the stock being there."""
+    for count, event_id, section in counts:
+        done = conn.exec_driver_sql(
+            "UPDATE sections SET remaining = remaining - %s"
+            " WHERE event_id = %s AND name = %s AND remaining >= %s",
+            (count, event_id, section, count),
         ).rowcount
-        if took != request.quantity:  # `remaining` and the seats disagree: refuse the batch
-            raise Conflict(f"section {request.section}: seats and remaining disagree")
-        rows = self.conn.exec_driver_sql(
-            "SELECT label FROM seats WHERE event_id = %s AND order_id = %s ORDER BY idx",
-            (purchase.event_id, order_id),
+        if done != 1:
+            raise Conflict(f"section {section}: stock changed under its lock")
+    for seat in seats:
+        done = conn.exec_driver_sql(
+            "UPDATE seats SET order_id = %s WHERE event_id = %s AND label = %s"
+            " AND order_id IS NULL",
+            seat,
+        ).rowcount
+        if done != 1:
+            raise Conflict(f"seat {seat[2]}: taken under its lock")
+
+
+def _record(conn: Connection, decisions: list[Decision], now: datetime) -> None:
+    """Insert the new decisions and their orders (unique purchase ids guard replays)."""
+    stamp = to_naive_utc(now)
+    orders = [d.order for d in decisions if d.order is not None]
+    if orders:
+        conn.exec_driver_sql(
+            "INSERT INTO orders (id, event_id, buyer_id, purchase_id, section, seats,"
+            " quantity, amount_cents, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            [
+                (o.id, o.event_id, o.buyer_id, o.purchase_id, o.section,
+                 orjson.dumps(o.seats).decode(), o.quantity, o.amount_cents, stamp)
+                for o in orders
+            ],
+        )  # fmt: skip
+    if decisions:
+        conn.exec_driver_sql(
+            "INSERT INTO decisions VALUES (%s, %s, %s, %s, %s)",
+            [
+                (d.purchase_id, d.status.value, d.reason, d.order.id if d.order else None, stamp)
+                for d in decisions
+            ],
         )
-        return tuple(r[0] for r in rows)
-
-    def write(self, now: datetime) -> None:
-        """Write each section once, conditionally, then the orders and the decisions."""
-        for (event_id, name), taken in self.taken.items():
-            if not taken:
-                continue
-            done = self.conn.exec_driver_sql(
-                "UPDATE sections SET remaining = remaining - %s"
-                " WHERE event_id = %s AND name = %s AND remaining >= %s",
-                (taken, event_id, name, taken),
-            ).rowcount
-            if done != 1:
-                raise Conflict(f"section {name}: stock changed under its lock")
-        stamp = to_db(now)
-        orders = [d.order for d in self.new if d.order is not None]
-        if orders:
-            self.conn.exec_driver_sql(
-                "INSERT INTO orders (id, event_id, buyer_id, purchase_id, section, seats,"
-                " quantity, amount_cents, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                [
-                    (o.id, o.event_id, o.buyer_id, o.purchase_id, o.section,
-                     orjson.dumps(o.seats).decode(), o.quantity, o.amount_cents, stamp)
-                    for o in orders
-                ],
-            )  # fmt: skip
-        if self.new:
-            self.conn.exec_driver_sql(
-                "INSERT INTO decisions VALUES (%s, %s, %s, %s, %s)",
-                [
-                    (
-                        d.purchase_id,
-                        d.status.value,
-                        d.reason,
-                        d.order.id if d.order else None,
-                        stamp,
-                    )
-                    for d in self.new
-                ],
-            )
-
-    def emptied(self) -> set[str]:
-        return {name for (_, name), left in self.stock.items() if left == 0}
 
 
 def _known_decisions(conn: Connection, ids: list[str]) -> dict[str, Decision]:
@@ -318,5 +269,5 @@ def _order(row: Sequence[Any]) -> Order:
         tuple(orjson.loads(seats)),
         quantity,
         amount,
-        from_db(created),
+        from_naive_utc(created),
     )

@@ -6,12 +6,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from importlib import resources
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import psycopg
 from psycopg import sql
 from psycopg_pool import ConnectionPool, PoolTimeout
 
+from eventpro.adapters.dialects import postgres_target
 from eventpro.ports import Conflict, Misconfigured, StoreError, Unavailable
 
 POOL_MAX = 10  # connections per process: workers write in batches, so few are needed
@@ -34,21 +34,11 @@ def mapped_errors() -> Iterator[None]:
         raise StoreError(f"postgresql: {exc}") from exc
 
 
-def split_url(url: str) -> tuple[str, str]:
-    """`postgresql://…?schema=name` → (a libpq URL without `schema`, the schema name)."""
-    parts = urlsplit(url)
-    query = dict(parse_qsl(parts.query))
-    schema = query.pop("schema", "public")
-    if not schema.replace("_", "").isalnum():
-        raise Misconfigured(f"schema must be letters, digits and _: {schema!r}")
-    return urlunsplit(parts._replace(query=urlencode(query))), schema
-
-
 class PostgresDatabase:
     """A pool of connections whose `search_path` is the adapter's schema."""
 
     def __init__(self, url: str, max_size: int = POOL_MAX) -> None:
-        conninfo, self.schema = split_url(url)
+        conninfo, self.schema = postgres_target(url)
         self.pool = ConnectionPool(
             conninfo,
             min_size=1,

@@ -44,7 +44,7 @@ DECIDE = (
 
 
 class PostgresInventoryStore(SqlReads):
-    capabilities = frozenset({"transactions", "durable", "shared"})
+    capabilities = frozenset({"durable", "shared"})
 
     def __init__(self, db: PostgresDatabase, ids: IdSource | None = None) -> None:
         self.db = db

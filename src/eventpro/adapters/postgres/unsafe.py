@@ -11,10 +11,12 @@ import time
 from collections.abc import Sequence
 from datetime import datetime
 
+from eventpro.adapters.postgres import drop_scope as postgres_drop_scope
+from eventpro.adapters.postgres import scoped_url as postgres_scoped_url
 from eventpro.adapters.postgres.database import PostgresDatabase
 from eventpro.adapters.postgres.store import PostgresInventoryStore
+from eventpro.domain.allocation import make_order
 from eventpro.domain.model import DecidedBatch, Decision, Purchase, PurchaseStatus, Reason
-from eventpro.domain.rules import make_order
 
 PAUSE_SECONDS = 0.005
 
@@ -68,3 +70,11 @@ class UnsafePostgresInventoryStore(PostgresInventoryStore):
 
 def store_from_url(url: str) -> UnsafePostgresInventoryStore:
     return UnsafePostgresInventoryStore(PostgresDatabase(url.replace("+unsafe", "", 1)))
+
+
+def scoped_url(url: str, scope: str) -> str:
+    return postgres_scoped_url(url, scope)
+
+
+def drop_scope(url: str) -> None:
+    postgres_drop_scope(url.replace("+unsafe", "", 1))

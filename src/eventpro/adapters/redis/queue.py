@@ -83,7 +83,7 @@ def _cursor(cursor: str | None) -> int:
 
 
 class RedisQueue(PurchaseQueue):
-    capabilities = frozenset({"durable_with_aof", "shared"})
+    capabilities = frozenset({"durable", "shared"})
 
     def __init__(self, url: str, ids: IdSource | None = None) -> None:
         parts = urlsplit(url)

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+from eventpro.adapters.dialects import checked_name
+from eventpro.adapters.sqlite.ceiling import bare_batched_writes
 from eventpro.adapters.sqlite.database import SqliteDatabase, path_from_url
 from eventpro.adapters.sqlite.queue import SqliteQueue
 from eventpro.adapters.sqlite.store import SqliteInventoryStore
@@ -22,10 +27,27 @@ def queue_from_url(url: str) -> SqliteQueue:
     return SqliteQueue(_database(url))
 
 
+def scoped_url(url: str, scope: str) -> str:
+    """A file of its own, `scope.db`, beside the URL's file."""
+    path, _ = path_from_url(url)
+    parts = urlsplit(url)
+    scoped = Path(path).with_name(f"{checked_name(scope, 'file')}.db")
+    return urlunsplit(parts._replace(path=f"/{scoped}"))
+
+
+def drop_scope(url: str) -> None:
+    path, _ = path_from_url(url)
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+
 __all__ = [
     "SqliteDatabase",
     "SqliteInventoryStore",
     "SqliteQueue",
+    "bare_batched_writes",
+    "drop_scope",
     "queue_from_url",
+    "scoped_url",
     "store_from_url",
 ]

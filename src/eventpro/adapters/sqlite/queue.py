@@ -52,7 +52,7 @@ SELECT_PURCHASES = "SELECT " + ", ".join(f"p.{c.strip()}" for c in PURCHASE_COLU
 
 
 class SqliteQueue(PurchaseQueue):
-    capabilities = frozenset({"durable", "group_commit"})
+    capabilities = frozenset({"durable", "shared"})
 
     def __init__(self, db: SqliteDatabase, ids: IdSource | None = None) -> None:
         self.db = db

@@ -1,13 +1,14 @@
 """`SqliteInventoryStore`: events, stock, orders and decisions in one SQLite file.
 
-Every write that takes stock is conditional (`… WHERE remaining >= :qty`, `… AND order_id
-IS NULL`) and checks its row count; the CHECK constraint on `remaining` is a second guard.
+A batch of decisions is the domain's `allocate_batch` on the stock read inside the
+batch's transaction; what it took is written with conditional writes (`… WHERE remaining
+>= :taken`, `… AND order_id IS NULL`) that check their row counts, and the CHECK
+constraint on `remaining` is a third guard.
 A batch of decisions is one `BEGIN IMMEDIATE` transaction: all of it or none of it.
 """
 
 from __future__ import annotations
 
-import functools
 import sqlite3
 from collections.abc import Sequence
 from datetime import datetime
@@ -17,6 +18,8 @@ import orjson
 from eventpro.adapters.paging import decode_cursor, page_of, page_of_events
 from eventpro.adapters.sqlite.database import SqliteDatabase
 from eventpro.adapters.sqlite.rows import event_from_row, order_from_row
+from eventpro.adapters.stock import free_seats, new_purchases, seats_sold, taken, wanted
+from eventpro.domain.allocation import SectionStock, StockKey, allocate_batch
 from eventpro.domain.model import (
     DecidedBatch,
     Decision,
@@ -27,31 +30,25 @@ from eventpro.domain.model import (
     PurchaseStatus,
     Reason,
 )
-from eventpro.domain.rules import make_order
 from eventpro.ports import Conflict, IdSource, InventoryStore, Page
 
-TAKE_GENERAL = """
-UPDATE sections SET remaining = remaining - :qty
-WHERE event_id = :event AND name = :section AND remaining >= :qty
-"""
-# All named seats or none: the count of free ones among them must equal the number asked.
-TAKE_NAMED_SEATS = """
-UPDATE seats SET order_id = :order
-WHERE event_id = :event AND label IN (SELECT value FROM json_each(:labels)) AND order_id IS NULL
-  AND (SELECT count(*) FROM seats WHERE event_id = :event
-       AND label IN (SELECT value FROM json_each(:labels)) AND order_id IS NULL) = :qty
-"""
-TAKE_LOWEST_SEATS = """
-UPDATE seats SET order_id = :order
-WHERE event_id = :event AND label IN (
-    SELECT label FROM seats WHERE event_id = :event AND section = :section AND order_id IS NULL
-    ORDER BY idx LIMIT :qty)
-"""
-SEATS_OF_ORDER = "SELECT label FROM seats WHERE event_id = ? AND order_id = ? ORDER BY idx"
+TAKE_STOCK = (
+    "UPDATE sections SET remaining = remaining - ? WHERE event_id = ? AND name = ?"
+    " AND remaining >= ?"
+)
+TAKE_SEAT = "UPDATE seats SET order_id = ? WHERE event_id = ? AND label = ? AND order_id IS NULL"
+NAMED_FREE = (
+    "SELECT label, idx FROM seats WHERE event_id = ? AND order_id IS NULL"
+    " AND label IN (SELECT value FROM json_each(?))"
+)
+LOWEST_FREE = (
+    "SELECT label, idx FROM seats WHERE event_id = ? AND section = ? AND order_id IS NULL"
+    " ORDER BY idx LIMIT ?"
+)
 
 
 class SqliteInventoryStore(InventoryStore):
-    capabilities = frozenset({"transactions", "durable"})
+    capabilities = frozenset({"durable", "shared"})
 
     def __init__(self, db: SqliteDatabase, ids: IdSource | None = None) -> None:
         self.db = db
@@ -133,31 +130,53 @@ class SqliteInventoryStore(InventoryStore):
         return [(label, bool(free)) for label, free in rows]
 
     def decide(self, purchases: Sequence[Purchase], now: datetime) -> DecidedBatch:
+        """The domain's `allocate_batch` on the stock read under the write lock (BEGIN
+        IMMEDIATE): nobody else writes until this commits, and the writes are still
+        conditional, so a bug here can fail a batch but never oversell."""
         if not purchases:
             return DecidedBatch([])
         with self.db.write() as conn:
             known = self._known_decisions(conn, [p.id for p in purchases])
-            decisions: list[Decision] = []
-            new: list[Decision] = []
-            touched: set[tuple[str, str]] = set()
-            for purchase in purchases:
-                decision = known.get(purchase.id)
-                if decision is None:
-                    decision = known[purchase.id] = self._take(conn, purchase, now)
-                    touched.add((purchase.event_id, purchase.request.section))
-                    new.append(decision)
-                decisions.append(decision)
-            self._record(conn, new, now)
-            emptied = {
-                section
-                for event_id, section in touched
-                if conn.execute(
-                    "SELECT remaining FROM sections WHERE event_id = ? AND name = ?",
-                    (event_id, section),
-                ).fetchone()[0]
-                == 0
-            }
-        return DecidedBatch(decisions, emptied)
+            new = new_purchases(purchases, known)
+            stocks = self._stocks(conn, new)
+            before = {key: s.remaining for key, s in stocks.items()}
+            batch = allocate_batch(new, stocks, self._ids.many("ord", len(new)), now)
+            self._take(conn, taken(before, stocks), seats_sold(batch.decisions))
+            self._record(conn, batch.decisions, now)
+        known.update((d.purchase_id, d) for d in batch.decisions)
+        return DecidedBatch([known[p.id] for p in purchases], batch.emptied_sections)
+
+    @staticmethod
+    def _stocks(conn: sqlite3.Connection, new: list[Purchase]) -> dict[StockKey, SectionStock]:
+        stocks = {}
+        for (event_id, section), want in wanted(new).items():
+            remaining, reserved = conn.execute(
+                "SELECT remaining, reserved FROM sections WHERE event_id = ? AND name = ?",
+                (event_id, section),
+            ).fetchone()
+            free = None
+            if reserved:
+                named = orjson.dumps(sorted(want.named)).decode()
+                rows = conn.execute(NAMED_FREE, (event_id, named)).fetchall()
+                rows += conn.execute(LOWEST_FREE, (event_id, section, want.lowest)).fetchall()
+                free = free_seats(rows)
+            stocks[(event_id, section)] = SectionStock(remaining, free)
+        return stocks
+
+    @staticmethod
+    def _take(
+        conn: sqlite3.Connection,
+        counts: list[tuple[int, str, str]],
+        seats: list[tuple[str, str, str]],
+    ) -> None:
+        """Write what the batch took, each write conditional on the stock being there."""
+        for count, event_id, section in counts:
+            if conn.execute(TAKE_STOCK, (count, event_id, section, count)).rowcount != 1:
+                raise Conflict(f"section {section}: the stock changed under the write lock")
+        before = conn.total_changes
+        conn.executemany(TAKE_SEAT, seats)
+        if conn.total_changes - before != len(seats):
+            raise Conflict("a seat sold in this batch was taken under the write lock")
 
     def _known_decisions(self, conn: sqlite3.Connection, ids: list[str]) -> dict[str, Decision]:
         rows = conn.execute(
@@ -175,58 +194,6 @@ class SqliteInventoryStore(InventoryStore):
             )
             for row in rows
         }
-
-    def _take(self, conn: sqlite3.Connection, purchase: Purchase, now: datetime) -> Decision:
-        """Take stock for one purchase with conditional writes, or say why not."""
-        request = purchase.request
-        order_id = self._ids.new("ord")
-        args = {
-            "event": purchase.event_id,
-            "section": request.section,
-            "qty": request.quantity,
-            "order": order_id,
-        }
-        if not conn.execute(TAKE_GENERAL, args).rowcount:
-            reason = Reason.SEAT_TAKEN if request.seats else Reason.SOLD_OUT
-            return Decision(purchase.id, PurchaseStatus.REJECTED, reason)
-        seats: tuple[str, ...] = ()
-        if self._is_reserved(conn, purchase.event_id, request.section):
-            seats = self._take_seats(conn, purchase, order_id, args)
-            if not seats:
-                # Give the count back: the named seats were not all free.
-                conn.execute(
-                    "UPDATE sections SET remaining = remaining + :qty"
-                    " WHERE event_id = :event AND name = :section",
-                    args,
-                )
-                return Decision(purchase.id, PurchaseStatus.REJECTED, Reason.SEAT_TAKEN)
-        order = make_order(order_id, purchase.event_id, purchase.id, request, seats, now)
-        return Decision(purchase.id, PurchaseStatus.CONFIRMED, order=order)
-
-    @functools.lru_cache(maxsize=4096)  # noqa: B019 - a section's kind never changes
-    def _is_reserved(self, conn: sqlite3.Connection, event_id: str, section: str) -> bool:
-        row = conn.execute(
-            "SELECT reserved FROM sections WHERE event_id = ? AND name = ?", (event_id, section)
-        ).fetchone()
-        return bool(row and row[0])
-
-    @staticmethod
-    def _take_seats(
-        conn: sqlite3.Connection, purchase: Purchase, order_id: str, args: dict[str, object]
-    ) -> tuple[str, ...]:
-        request = purchase.request
-        if request.seats:
-            taken = conn.execute(
-                TAKE_NAMED_SEATS, {**args, "labels": orjson.dumps(request.seats).decode()}
-            ).rowcount
-        else:
-            taken = conn.execute(TAKE_LOWEST_SEATS, args).rowcount
-        if taken != request.quantity:
-            if taken:  # `remaining` and the seats disagree: refuse the whole batch
-                raise Conflict(f"section {request.section}: seats and remaining disagree")
-            return ()
-        rows = conn.execute(SEATS_OF_ORDER, (purchase.event_id, order_id)).fetchall()
-        return tuple(r[0] for r in rows)
 
     @staticmethod
     def _record(conn: sqlite3.Connection, decisions: list[Decision], now: datetime) -> None:

@@ -10,24 +10,11 @@ from eventpro.api.body import documented, parse_body
 from eventpro.api.deps import Admin, AdmissionDep, ContainerDep, Cursor, Limit
 from eventpro.api.routes.common import errors, json_response, not_found, page_json, paged
 from eventpro.api.routes.events import event_answer
-from eventpro.api.schemas import EventOut, RedriveIn, rfc3339
-from eventpro.ports import DeadLetter
+from eventpro.api.schemas import EventOut
 from eventpro.services import events as event_service
+from eventpro.services.wire import RedriveIn, dead_letter_json
 
 router = APIRouter(tags=["operations"], dependencies=[Admin])
-
-
-def dead_letter_json(letter: DeadLetter) -> dict[str, object]:
-    p = letter.purchase
-    return {
-        "purchase_id": p.id,
-        "event_id": p.event_id,
-        "buyer_id": p.buyer_id,
-        "position": p.position,
-        "attempts": letter.attempts,
-        "last_error": letter.last_error,
-        "failed_at": rfc3339(letter.failed_at),
-    }
 
 
 @router.get("/v1/admin/dead-letters", responses=errors(401, 422))

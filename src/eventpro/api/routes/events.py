@@ -10,10 +10,11 @@ from eventpro.api.body import documented, parse_body
 from eventpro.api.deps import Admin, ContainerDep, Cursor, Limit
 from eventpro.api.errors import ApiError
 from eventpro.api.routes.common import errors, json_response, not_found, page_json, paged
-from eventpro.api.schemas import EventIn, EventOut, create_event_from, event_json
+from eventpro.api.schemas import EventOut
 from eventpro.bootstrap import Container
 from eventpro.domain.model import Event
 from eventpro.services import events as event_service
+from eventpro.services.wire import EventIn, event_json
 
 router = APIRouter(tags=["events"])
 
@@ -39,7 +40,7 @@ async def create_event(request: Request, container: ContainerDep) -> Response:
     """Create an event with its inventory (admin)."""
     body = await parse_body(request, EventIn)
     event = await run_in_threadpool(
-        create_event_from, body, container.store, container.clock, container.ids
+        event_service.create_event_from, body, container.store, container.clock, container.ids
     )
     answer = await event_answer(container, event.id)
     return json_response(answer, 201, {"Location": f"/v1/events/{event.id}"})

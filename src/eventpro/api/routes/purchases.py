@@ -14,20 +14,20 @@ from eventpro.api.deps import Admin, ContainerDep, Cursor, Limit
 from eventpro.api.errors import ApiError
 from eventpro.api.metrics import Metrics
 from eventpro.api.routes.common import errors, json_response, not_found, page_json, paged
-from eventpro.api.schemas import (
-    OrderOut,
-    PurchaseAccepted,
-    PurchaseIn,
-    PurchaseOut,
-    accepted_json,
-    order_json,
-    order_summary_json,
-)
-from eventpro.domain.model import Purchase, PurchaseStatus, Reason
-from eventpro.ports import Refused
+from eventpro.api.schemas import OrderOut, PurchaseAccepted, PurchaseOut
+from eventpro.domain.errors import Refused
+from eventpro.domain.model import PurchaseStatus
 from eventpro.services.admission import PurchaseInput
 from eventpro.services.purchases import PurchaseView, view_purchase
 from eventpro.services.selling import SynchronousSale
+from eventpro.services.wire import (
+    PurchaseIn,
+    accepted_json,
+    listed_purchase_json,
+    order_json,
+    order_summary_json,
+    purchase_json,
+)
 
 router = APIRouter(tags=["purchases"])
 
@@ -103,7 +103,7 @@ async def sell_now(
         order = await sale.buy(event_id, request_input, idempotency_key)
     except Refused as refused:
         state.metrics.count_admission(PurchaseStatus.REJECTED.value)
-        raise ApiError(409, refused.reason.value, REFUSALS[refused.reason]) from None
+        raise ApiError(409, refused.code, refused.message) from None
     state.metrics.count_admission(PurchaseStatus.CONFIRMED.value)
     body = {
         "purchase_id": order.purchase_id,
@@ -116,28 +116,6 @@ async def sell_now(
         "order": order_summary_json(order),
     }
     return json_response(body, 201)
-
-
-REFUSALS = {
-    Reason.SOLD_OUT: "not enough tickets left in that section",
-    Reason.SEAT_TAKEN: "one of the named seats is already sold",
-    Reason.LIMIT_EXCEEDED: "the buyer would exceed the event's per-buyer limit",
-    Reason.SALE_NOT_OPEN: "the sale is not open yet",
-}
-
-
-def purchase_json(view: PurchaseView) -> dict[str, object]:
-    p = view.purchase
-    return {
-        "purchase_id": p.id,
-        "event_id": p.event_id,
-        "buyer_id": p.buyer_id,
-        "status": p.status.value,
-        "position": p.position,
-        "ahead": view.ahead,
-        "reason": p.reason.value if p.reason else None,
-        "order": order_summary_json(view.order) if view.order else None,
-    }
 
 
 async def purchase_answer(container: ContainerDep, purchase_id: str) -> PurchaseView:
@@ -194,21 +172,6 @@ async def list_orders(
         paged, lambda: container.store.list_orders(event_id, limit, cursor)
     )
     return json_response(page_json(page, order_json))
-
-
-def listed_purchase_json(p: Purchase) -> dict[str, object]:
-    return {
-        "purchase_id": p.id,
-        "event_id": p.event_id,
-        "buyer_id": p.buyer_id,
-        "section": p.request.section,
-        "seats": list(p.request.seats),
-        "quantity": p.request.quantity,
-        "status": p.status.value,
-        "position": p.position,
-        "reason": p.reason.value if p.reason else None,
-        "order_id": p.order_id,
-    }
 
 
 @router.get(

@@ -14,9 +14,9 @@ from starlette.responses import StreamingResponse
 from eventpro.api.deps import ContainerDep
 from eventpro.api.routes.common import errors
 from eventpro.api.routes.events import event_answer
-from eventpro.api.routes.purchases import purchase_answer, purchase_json
-from eventpro.api.schemas import event_json
+from eventpro.api.routes.purchases import purchase_answer
 from eventpro.services.events import view_event
+from eventpro.services.wire import event_json, purchase_json
 
 router = APIRouter(tags=["streams"])
 

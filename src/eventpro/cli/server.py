@@ -1,16 +1,21 @@
-"""`run_server`: serve the API with uvicorn (uvloop, httptools), as `eventpro serve` does."""
+"""`eventpro serve`'s process: the API under uvicorn (uvloop, httptools) and, beside it in
+the same event loop, the in-process worker loops. The app factory knows nothing of
+workers: this module, at the outer rim, puts the two together."""
 
 from __future__ import annotations
 
 import logging
 import os
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import uvicorn
 
 from eventpro.api.app import HotPath, create_app
-from eventpro.bootstrap import bootstrap, redact
+from eventpro.api.metrics import Metrics
+from eventpro.bootstrap import Container, bootstrap, redact
 from eventpro.config import Settings
+from eventpro.worker.loop import running
 
 log = logging.getLogger("eventpro")
 
@@ -40,7 +45,7 @@ def run_server(settings: Settings) -> None:
     if settings.processes > 1:
         os.environ.update(settings.as_environment())
         uvicorn.run(
-            "eventpro.api.server:app_from_env",
+            "eventpro.cli.server:app_from_env",
             factory=True,
             workers=settings.processes,
             **options,
@@ -50,9 +55,21 @@ def run_server(settings: Settings) -> None:
     durability = container.queue.durability_warning()
     if durability:
         log.warning("queue durability degraded: %s", durability)
-    uvicorn.run(create_app(container), **options)
+    uvicorn.run(serving_app(container), **options)
+
+
+def serving_app(container: Container) -> HotPath:
+    """The API with `settings.workers` worker loops running beside it."""
+    metrics = Metrics()
+    loops = container.settings.workers
+    c = container
+
+    def workers() -> AbstractAsyncContextManager[None]:
+        return running(loops, c.store, c.queue, c.clock, c.policy, metrics.on_batch)
+
+    return create_app(container, metrics, workers if loops else None)
 
 
 def app_from_env() -> HotPath:
     """The app of one of several `serve --processes N` processes, from EVENTPRO_* variables."""
-    return create_app(bootstrap(Settings()))
+    return serving_app(bootstrap(Settings()))

@@ -1,205 +1,32 @@
-"""The in-memory adapters: the reference model of both ports, guarded by one lock each.
+"""`MemoryQueue`: the reference model of the purchase queue, under one lock.
 
-`MemoryInventoryStore` and `MemoryQueue` are what the contract suite and the Hypothesis
-model test compare every other adapter with. `memory+unsafe://` builds the deliberately
-broken pair used only as a negative control: a store that reads, pauses and writes back
-(the incident's read-then-write), and a queue that lets many batches of one event be in
-flight at once, so that concurrent workers race.
+Each event has a line: its next position, the undecided entries by position (the dead
+letters among them), a sorted list of those positions (so `ahead` is a binary search),
+and the event lease that keeps one batch of the event in flight at a time.
 """
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import TypeVar
-from urllib.parse import urlsplit
 
-from eventpro.domain.model import (
-    DecidedBatch,
-    Decision,
-    Event,
-    Inventory,
-    Order,
-    Purchase,
-    PurchaseStatus,
-    Reason,
-)
-from eventpro.domain.rules import make_order
+from eventpro.adapters.paging import page_after
+from eventpro.domain.allocation import refusal_in_line
+from eventpro.domain.model import Decision, Purchase, PurchaseStatus, Reason
 from eventpro.ports import (
     Admission,
     Admitted,
-    Conflict,
     DeadLetter,
     Delivery,
     IdSource,
-    InventoryStore,
     Page,
     PurchaseQueue,
 )
-
-T = TypeVar("T")
-
-
-def page_after(items: list[tuple[int, T]], limit: int, cursor: str | None) -> Page[T]:
-    """A page of (sequence, item) pairs after the cursor's sequence number."""
-    after = _cursor_value(cursor)
-    chosen = [pair for pair in items if pair[0] > after][: limit + 1]
-    more = len(chosen) > limit
-    chosen = chosen[:limit]
-    return Page([item for _, item in chosen], str(chosen[-1][0]) if more else None)
-
-
-def _cursor_value(cursor: str | None) -> int:
-    if cursor is None:
-        return 0
-    if not cursor.isdigit():
-        raise ValueError(f"invalid cursor {cursor!r}")
-    return int(cursor)
-
-
-@dataclass
-class _Stock:
-    event: Event
-    seq: int
-    remaining: dict[str, int]
-    seat_owner: dict[str, str | None]  # label -> order id
-
-
-class MemoryInventoryStore(InventoryStore):
-    def __init__(self, ids: IdSource | None = None) -> None:
-        self._ids = ids or IdSource()
-        self._lock = threading.Lock()
-        self._stock: dict[str, _Stock] = {}
-        self._seq = itertools.count(1)
-        self._decisions: dict[str, Decision] = {}
-        self._orders: dict[str, tuple[int, Order]] = {}
-
-    def create_event(self, event: Event) -> None:
-        with self._lock:
-            if event.id in self._stock:
-                raise Conflict(f"event {event.id} exists")
-            self._stock[event.id] = _Stock(
-                event=event,
-                seq=next(self._seq),
-                remaining={s.name: s.capacity for s in event.sections},
-                seat_owner={label: None for s in event.sections for label in s.seats},
-            )
-
-    def get_inventory(self, event_id: str) -> Inventory | None:
-        with self._lock:
-            stock = self._stock.get(event_id)
-            return Inventory(stock.event, dict(stock.remaining)) if stock else None
-
-    def list_events(self, limit: int, cursor: str | None) -> Page[Event]:
-        with self._lock:
-            # Newest first: number the events backwards so the cursor still grows.
-            top = 1 << 62
-            items = sorted((top - s.seq, s.event) for s in self._stock.values())
-        return page_after(items, limit, cursor)
-
-    def set_paused(self, event_id: str, paused: bool) -> bool:
-        with self._lock:
-            stock = self._stock.get(event_id)
-            if stock is None:
-                return False
-            stock.event = replace(stock.event, paused=paused)
-            return True
-
-    def seat_map(self, event_id: str, section: str) -> list[tuple[str, bool]]:
-        with self._lock:
-            stock = self._stock[event_id]
-            found = stock.event.section(section)
-            labels = found.seats if found else ()
-            return [(label, stock.seat_owner[label] is None) for label in labels]
-
-    def decide(self, purchases: Sequence[Purchase], now: datetime) -> DecidedBatch:
-        with self._lock:
-            decisions, emptied = [], set()
-            for purchase in purchases:
-                known = self._decisions.get(purchase.id)
-                if known is None:
-                    known = self._take(purchase, now)
-                    self._remember(known)
-                    stock = self._stock[purchase.event_id]
-                    if stock.remaining[purchase.request.section] == 0:
-                        emptied.add(purchase.request.section)
-                decisions.append(known)
-            return DecidedBatch(decisions, emptied)
-
-    def _remember(self, decision: Decision) -> None:
-        self._decisions[decision.purchase_id] = decision
-        if decision.order is not None:
-            self._orders[decision.order.id] = (next(self._seq), decision.order)
-
-    def _take(self, purchase: Purchase, now: datetime) -> Decision:
-        stock = self._stock[purchase.event_id]
-        request = purchase.request
-        section = stock.event.section(request.section)
-        assert section is not None
-        if request.seats:
-            labels = sorted(request.seats, key=section.seats.index)  # in the section's order
-            if any(stock.seat_owner[label] is not None for label in labels):
-                return Decision(purchase.id, PurchaseStatus.REJECTED, Reason.SEAT_TAKEN)
-        elif section.seats:
-            free = [label for label in section.seats if stock.seat_owner[label] is None]
-            labels = free[: request.quantity]
-        else:
-            labels = []
-        if stock.remaining[section.name] < request.quantity:
-            return Decision(purchase.id, PurchaseStatus.REJECTED, Reason.SOLD_OUT)
-        order = make_order(
-            self._ids.new("ord"), purchase.event_id, purchase.id, request, tuple(labels), now
-        )
-        stock.remaining[section.name] -= request.quantity
-        for label in labels:
-            stock.seat_owner[label] = order.id
-        return Decision(purchase.id, PurchaseStatus.CONFIRMED, order=order)
-
-    def get_order(self, order_id: str) -> Order | None:
-        with self._lock:
-            found = self._orders.get(order_id)
-            return found[1] if found else None
-
-    def list_orders(self, event_id: str, limit: int, cursor: str | None) -> Page[Order]:
-        with self._lock:
-            items = sorted((seq, o) for seq, o in self._orders.values() if o.event_id == event_id)
-        return page_after(items, limit, cursor)
-
-    def ping(self) -> None:
-        return None
-
-
-class UnsafeMemoryInventoryStore(MemoryInventoryStore):
-    """DELIBERATELY BROKEN: reads `remaining`, pauses, then writes back a computed value.
-
-    This is the incident's read-then-write, kept only so that the race tests can prove
-    they catch an oversell. Never use it for anything else.
-    """
-
-    pause_seconds = 0.002
-
-    def _take(self, purchase: Purchase, now: datetime) -> Decision:
-        stock = self._stock[purchase.event_id]
-        request = purchase.request
-        seen = stock.remaining[request.section]
-        self._lock.release()  # let other threads read the same stale value
-        try:
-            time.sleep(self.pause_seconds)
-        finally:
-            self._lock.acquire()
-        if seen < request.quantity:
-            return Decision(purchase.id, PurchaseStatus.REJECTED, Reason.SOLD_OUT)
-        order = make_order(
-            self._ids.new("ord"), purchase.event_id, purchase.id, request, request.seats, now
-        )
-        stock.remaining[request.section] = seen - request.quantity
-        for label in request.seats:
-            stock.seat_owner[label] = order.id
-        return Decision(purchase.id, PurchaseStatus.CONFIRMED, order=order)
 
 
 @dataclass
@@ -221,6 +48,11 @@ class _Line:
     last_leased: float = 0.0
     leased_through: int = 0  # the last position of the current lease's batch
     sold_out: set[str] = field(default_factory=set)
+    undecided: list[int] = field(default_factory=list)  # the entries' positions, sorted
+
+    def remove(self, position: int) -> None:
+        del self.entries[position]
+        del self.undecided[bisect.bisect_left(self.undecided, position)]
 
 
 class MemoryQueue(PurchaseQueue):
@@ -267,19 +99,19 @@ class MemoryQueue(PurchaseQueue):
         self._log[purchase.id] = (next(self._seq), purchase)
         if position is not None:
             line.entries[position] = _Entry(purchase)
+            line.undecided.append(position)  # positions only grow: still sorted
         if a.idempotency_key is not None:
             self._keys[(a.event_id, a.idempotency_key)] = purchase.id
         return Admitted(purchase)
 
     def _reason(self, a: Admission, line: _Line) -> Reason | None:
-        if a.request.section in line.sold_out:
-            return Reason.SOLD_OUT
         key = (a.event_id, a.request.buyer_id)
         held = self._held.get(key, 0)
-        if held + a.request.quantity > a.per_buyer_limit:
-            return Reason.LIMIT_EXCEEDED
-        self._held[key] = held + a.request.quantity
-        return None
+        sold_out = a.request.section in line.sold_out
+        reason = refusal_in_line(a.request.quantity, a.per_buyer_limit, held, sold_out)
+        if reason is None:
+            self._held[key] = held + a.request.quantity
+        return reason
 
     def _next_event(self, clock: float) -> str | None:
         ready = [
@@ -347,7 +179,7 @@ class MemoryQueue(PurchaseQueue):
         entry = line.entries.get(purchase.position)
         if entry is None or entry.purchase.id != purchase.id:
             return  # completed before
-        del line.entries[purchase.position]
+        line.remove(purchase.position)
         seq, logged = self._log[purchase.id]
         self._log[purchase.id] = (
             seq,
@@ -401,7 +233,7 @@ class MemoryQueue(PurchaseQueue):
             return 0
         with self._lock:
             line = self._line(purchase.event_id)
-            return sum(1 for p in line.entries if p < purchase.position)
+            return bisect.bisect_left(line.undecided, purchase.position)
 
     def depth(self, event_id: str) -> int:
         with self._lock:
@@ -450,40 +282,3 @@ class MemoryQueue(PurchaseQueue):
 
     def ping(self) -> None:
         return None
-
-
-class UnsafeMemoryQueue(MemoryQueue):
-    """DELIBERATELY BROKEN: leases any undecided requests, however many batches are out.
-
-    Without the one-batch-per-event lease, concurrent workers decide the same event at
-    once; with `UnsafeMemoryInventoryStore` that is the oversell the race tests must catch.
-    """
-
-    def lease(
-        self, max_items: int, visibility_timeout: float, now: datetime, after: str | None = None
-    ) -> list[Delivery]:
-        clock = now.timestamp()
-        if after is not None:
-            return []  # no lease to continue: every call leases whatever is free
-        with self._lock:
-            deliveries: list[Delivery] = []
-            for line in self._lines.values():
-                for position in sorted(line.entries):
-                    entry = line.entries[position]
-                    if entry.dead or entry.lease_id is not None or len(deliveries) >= max_items:
-                        continue
-                    entry.attempts += 1
-                    entry.lease_id = f"unsafe-{clock}-{position}"
-                    deliveries.append(Delivery(entry.purchase, entry.attempts, entry.lease_id))
-            return deliveries
-
-
-def store_from_url(url: str) -> InventoryStore:
-    """`memory://` (the reference model) or `memory+unsafe://` (the negative control)."""
-    unsafe = urlsplit(url).scheme == "memory+unsafe"
-    return UnsafeMemoryInventoryStore() if unsafe else MemoryInventoryStore()
-
-
-def queue_from_url(url: str) -> PurchaseQueue:
-    """`memory://` or `memory+unsafe://`, as for the store."""
-    return UnsafeMemoryQueue() if urlsplit(url).scheme == "memory+unsafe" else MemoryQueue()
