@@ -195,3 +195,24 @@ def test_an_admission_that_fails_before_its_positions_gives_back_counts_and_keys
     retried = dynamodb_queue.admit([admission(event, "a", 2, key="k", body="h")])[0]
     assert retried.purchase.status is PurchaseStatus.QUEUED and not retried.replayed
     assert retried.purchase.position == 1
+
+
+def test_an_event_counted_pending_with_nothing_in_line_starves_no_other(
+    dynamodb_store, dynamodb_queue
+) -> None:
+    store, queue = dynamodb_store, dynamodb_queue
+    broken = [new_event(store) for _ in range(4)]
+    for event in broken:  # positions taken by an admission that died before writing them
+        queue.client.update_item(
+            TableName=queue.table,
+            Key={"pk": {"S": "LINE"}, "sk": {"S": event.id}},
+            UpdateExpression="ADD next_position :one, pending :one, #d :one",
+            ExpressionAttributeNames={"#d": "depth"},
+            ExpressionAttributeValues={":one": {"N": "1"}},
+        )
+    healthy = new_event(store)
+    queue.admit([admission(healthy, "a")])
+    leased = []
+    for _ in range(3):
+        leased = leased or queue.lease(10, 30, NOW)
+    assert [d.purchase.event_id for d in leased] == [healthy.id]

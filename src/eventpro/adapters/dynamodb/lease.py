@@ -97,10 +97,23 @@ class Leases:
         states.sort(key=lambda st: (num(st, "last_leased"), text(st, "sk")))
         for state in states[:LEASE_CANDIDATES]:
             entries = self._entries(text(state, "sk"), ">", 0, max_items)
-            taken = self._take(state, entries, until) if entries else None
+            if not entries:
+                # counted as pending but nothing in line (positions taken by an admission
+                # that died before writing them): to the back, so it starves no other event
+                self._to_the_back(text(state, "sk"))
+                continue
+            taken = self._take(state, entries, until)
             if taken is not None:
                 return taken
         return []
+
+    def _to_the_back(self, event_id: str) -> None:
+        self.client.update_item(
+            TableName=self.table,
+            Key=_key("LINE", event_id),
+            UpdateExpression="SET last_leased = :t",
+            ExpressionAttributeValues={":t": n(time.time_ns() // 1_000_000)},
+        )
 
     def _continue(self, after: str, max_items: int, until: int) -> list[Delivery]:
         event_id = after.rpartition("@")[2]
