@@ -183,15 +183,15 @@ def test_an_admission_that_fails_before_its_positions_gives_back_counts_and_keys
 
     def refuse_positions(request: Any, **_: Any) -> Any:
         if b"next_position" not in request.body:
-            return None
+            return None  # only the positions' transaction is refused
         body = json.dumps({"__type": "AccessDeniedException", "message": "no"}).encode()
         return botocore.awsrequest.AWSResponse(request.url, 400, {}, _Raw(body))
 
     events = dynamodb_queue.client.meta.events
-    events.register("before-send.dynamodb.UpdateItem", refuse_positions)
+    events.register("before-send.dynamodb.TransactWriteItems", refuse_positions)
     with pytest.raises(StoreError):
         dynamodb_queue.admit([admission(event, "a", 2, key="k", body="h")])
-    events.unregister("before-send.dynamodb.UpdateItem", refuse_positions)
+    events.unregister("before-send.dynamodb.TransactWriteItems", refuse_positions)
     retried = dynamodb_queue.admit([admission(event, "a", 2, key="k", body="h")])[0]
     assert retried.purchase.status is PurchaseStatus.QUEUED and not retried.replayed
     assert retried.purchase.position == 1
@@ -216,3 +216,15 @@ def test_an_event_counted_pending_with_nothing_in_line_starves_no_other(
     for _ in range(3):
         leased = leased or queue.lease(10, 30, NOW)
     assert [d.purchase.event_id for d in leased] == [healthy.id]
+
+
+def test_admission_calls_whose_answers_were_lost_count_once(dynamodb_store, dynamodb_queue) -> None:
+    store, queue = dynamodb_store, dynamodb_queue
+    event = new_event(store, limit=4)
+    held = lose_first_answer(queue.client, "UpdateItem")  # the buyer's count
+    positions = lose_first_answer(queue.client, "TransactWriteItems")  # the positions
+    first = queue.admit([admission(event, "a", 2)])[0].purchase
+    assert held[0] >= 2 and positions[0] >= 2  # each applied, answer lost, sent again
+    second = queue.admit([admission(event, "a", 2), admission(event, "b")])
+    assert [first.position] + [r.purchase.position for r in second] == [1, 2, 3]
+    assert queue.depth(event.id) == 3  # neither the count nor the positions moved twice

@@ -16,7 +16,16 @@ from datetime import timedelta
 from typing import Any
 
 from eventpro.adapters.dynamodb import codec
-from eventpro.adapters.dynamodb.client import Item, batch_write, n, num, s
+from eventpro.adapters.dynamodb.client import (
+    CONFLICT_RETRIES,
+    Item,
+    backoff,
+    batch_write,
+    n,
+    num,
+    s,
+    transact,
+)
 from eventpro.domain.model import Purchase, PurchaseStatus, Reason
 from eventpro.ports import Admission, Admitted, Unavailable
 
@@ -126,14 +135,16 @@ class Admissions:
         taken, the buyer counts and key claims it made are given back (best effort)."""
         counted: list[Admission] = []
         try:
-            sold_out = self._sold_out(event_id)
+            state = self.get("LINE", event_id) or {}
+            sold_out = set(state.get("sold_out", {}).get("SS", []))
             reasons = []
             for a in chosen:
                 reasons.append(self._reason(a, sold_out))
                 if reasons[-1] is None:
                     counted.append(a)
             queued = sum(r is None for r in reasons)
-            return (reasons, *self._take_positions(event_id, queued, len(chosen)))
+            group = chosen[0].purchase_id
+            return (reasons, *self._take_positions(event_id, state, queued, len(chosen), group))
         except Exception:
             self._undo(counted, [a for a in chosen if a.idempotency_key is not None])
             raise
@@ -144,8 +155,11 @@ class Admissions:
                 self.update(
                     f"H#{a.event_id}",
                     a.request.buyer_id,
-                    UpdateExpression="ADD held :minus",
-                    ExpressionAttributeValues={":minus": n(-a.request.quantity)},
+                    UpdateExpression="ADD held :minus DELETE pids :p",
+                    ExpressionAttributeValues={
+                        ":minus": n(-a.request.quantity),
+                        ":p": {"SS": [a.purchase_id]},
+                    },
                 )
             for a in claimed:
                 self.client.delete_item(
@@ -155,11 +169,12 @@ class Admissions:
                     ExpressionAttributeValues={":p": s(a.purchase_id)},
                 )
 
-    def _sold_out(self, event_id: str) -> set[str]:
-        state = self.get("LINE", event_id) or {}
-        return set(state.get("sold_out", {}).get("SS", []))
-
     def _reason(self, a: Admission, sold_out: set[str]) -> Reason | None:
+        """Refused at once, or None: the buyer's count now holds this request.
+
+        The count remembers the purchases it holds (`pids`), so a call that botocore sends
+        again after its answer was lost does not count a request twice.
+        """
         if a.rejected_for is not None:
             return a.rejected_for
         if a.request.section in sold_out:
@@ -169,28 +184,69 @@ class Admissions:
             self.update(
                 f"H#{a.event_id}",
                 a.request.buyer_id,
-                UpdateExpression="ADD held :q",
-                ConditionExpression="attribute_not_exists(held) OR held <= :most",
+                UpdateExpression="ADD held :q, pids :ps",
+                ConditionExpression="(attribute_not_exists(held) OR held <= :most)"
+                " AND NOT contains(pids, :p)",
                 ExpressionAttributeValues={
                     ":q": n(quantity),
                     ":most": n(a.per_buyer_limit - quantity),
+                    ":ps": {"SS": [a.purchase_id]},
+                    ":p": s(a.purchase_id),
                 },
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
-        except self.client.exceptions.ConditionalCheckFailedException:
-            return Reason.LIMIT_EXCEEDED
+        except self.client.exceptions.ConditionalCheckFailedException as exc:
+            counted = exc.response.get("Item", {}).get("pids", {}).get("SS", [])
+            return None if a.purchase_id in counted else Reason.LIMIT_EXCEEDED
         return None
 
-    def _take_positions(self, event_id: str, queued: int, admitted: int) -> tuple[int, int]:
-        """Reserve `queued` positions and `admitted` log places; return the last before each."""
-        new = self.update(
-            "LINE",
-            event_id,
-            UpdateExpression=("ADD next_position :q, next_seq :a, #depth :q, pending :q"),
-            ExpressionAttributeNames={"#depth": "depth"},
-            ExpressionAttributeValues={":q": n(queued), ":a": n(admitted)},
-            ReturnValues="UPDATED_NEW",
-        )["Attributes"]
-        return num(new, "next_position") - queued, num(new, "next_seq") - admitted
+    def _take_positions(
+        self, event_id: str, state: Item, queued: int, admitted: int, group: str
+    ) -> tuple[int, int]:
+        """Reserve `queued` positions and `admitted` log places; return the last before each.
+
+        One transaction moves the counters from the values read (a compare-and-set) and
+        records the group's places under `G#<event>`, `<group>`: a transaction sent again
+        (botocore's retry, same token) is applied once, and if a retry finds the counters
+        moved, the group's record says whether they moved for it.
+        """
+        for attempt in range(CONFLICT_RETRIES):
+            position, seq = num(state, "next_position"), num(state, "next_seq")
+            actions = [
+                self._counters(event_id, position, seq, queued, admitted),
+                self._group_record(event_id, group, position, seq),
+            ]
+            if transact(self.client, actions) is None:
+                return position, seq
+            done = self.get(f"G#{event_id}", group)
+            if done is not None:  # an earlier attempt of ours committed
+                return num(done, "position"), num(done, "seq")
+            state = self.get("LINE", event_id) or {}
+            backoff(attempt)
+        raise Unavailable(f"dynamodb: positions of {event_id} lost {CONFLICT_RETRIES} races")
+
+    def _counters(
+        self, event_id: str, position: int, seq: int, queued: int, admitted: int
+    ) -> dict[str, Any]:
+        condition = "next_seq = :seq" if seq else "attribute_not_exists(next_seq)"
+        values = {":p": n(position + queued), ":s": n(seq + admitted), ":q": n(queued)}
+        return {
+            "Update": {
+                "TableName": self.table,
+                "Key": {"pk": s("LINE"), "sk": s(event_id)},
+                "UpdateExpression": "SET next_position = :p, next_seq = :s"
+                " ADD #depth :q, pending :q",
+                "ConditionExpression": condition,
+                "ExpressionAttributeNames": {"#depth": "depth"},
+                "ExpressionAttributeValues": values | ({":seq": n(seq)} if seq else {}),
+            }
+        }
+
+    def _group_record(self, event_id: str, group: str, position: int, seq: int) -> dict[str, Any]:
+        expires = int(time.time() + KEY_TTL.total_seconds())
+        item = {"pk": s(f"G#{event_id}"), "sk": s(group), "position": n(position)}
+        item |= {"seq": n(seq), "expires_at": n(expires)}
+        return {"Put": {"TableName": self.table, "Item": item}}
 
 
 def _purchase(a: Admission, reason: Reason | None, position: int | None) -> Purchase:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -36,7 +35,7 @@ from eventpro.adapters.dynamodb.client import (
     transact_each,
 )
 from eventpro.adapters.dynamodb.dead import DeadLetters
-from eventpro.domain.model import Decision, PurchaseStatus
+from eventpro.domain.model import Decision, Purchase, PurchaseStatus
 from eventpro.ports import DeadLetter, Delivery, IdSource, Page
 
 # Ready events looked at by one fresh lease before it gives up (others may hold them).
@@ -201,14 +200,14 @@ class Leases:
     def _completion(self, group: list[Delivery], by_id: dict[str, Decision]) -> list[Any]:
         event_id = group[0].purchase.event_id
         deletes, records = [], []
-        given_back: Counter[str] = Counter()
+        given_back: dict[str, list[Purchase]] = {}
         for delivery in group:
             purchase, decision = delivery.purchase, by_id[delivery.purchase.id]
             deletes.append(self._delete_entry(event_id, purchase.position or 0))
             records.append(self._record(purchase.id, decision))
             if decision.status is PurchaseStatus.REJECTED:
-                given_back[purchase.buyer_id] += purchase.request.quantity
-        buyers = [self._give_back(event_id, b, q) for b, q in sorted(given_back.items())]
+                given_back.setdefault(purchase.buyer_id, []).append(purchase)
+        buyers = [self._give_back(event_id, b, ps) for b, ps in sorted(given_back.items())]
         positions = [str(d.purchase.position) for d in group]
         state = self._state_update(
             event_id,
@@ -243,13 +242,18 @@ class Leases:
             }
         }
 
-    def _give_back(self, event_id: str, buyer: str, quantity: int) -> dict[str, Any]:
+    def _give_back(self, event_id: str, buyer: str, rejected: list[Purchase]) -> dict[str, Any]:
+        """A rejected buyer's tickets leave their count (and the purchases it holds)."""
+        quantity = sum(p.request.quantity for p in rejected)
         return {
             "Update": {
                 "TableName": self.table,
                 "Key": _key(f"H#{event_id}", buyer),
-                "UpdateExpression": "ADD held :minus",
-                "ExpressionAttributeValues": {":minus": n(-quantity)},
+                "UpdateExpression": "ADD held :minus DELETE pids :ps",
+                "ExpressionAttributeValues": {
+                    ":minus": n(-quantity),
+                    ":ps": {"SS": [p.id for p in rejected]},
+                },
             }
         }
 
