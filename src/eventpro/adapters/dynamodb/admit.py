@@ -1,10 +1,11 @@
 """Admission to the DynamoDB line: idempotency keys, the rules, positions, records.
 
 A group of admissions costs one conditional `Put` per idempotency key, one conditional
-`ADD held` per request that may queue, and per event one `GetItem` (sold-out flags), one
-`ADD next_position :q, next_seq :n` returning the new values (the group's positions), and
-`BatchWriteItem`s of the records and line entries (25 a call). Several API processes admit
-at once: every step is conditional or an atomic `ADD`.
+`ADD held` per request that may queue, and per event one `GetItem` (sold-out flags and
+counters), one `TransactWriteItems` that moves the counters from the values read (a
+compare-and-set) and records the group's places, and `BatchWriteItem`s of the records
+and line entries (25 a call). Several API processes admit at once: every step is
+conditional, and none counts twice when botocore resends it.
 """
 
 from __future__ import annotations

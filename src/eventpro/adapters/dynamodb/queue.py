@@ -9,13 +9,15 @@ Items of `<prefix>-line` (pk, sk):
 - `L#<event>`, `<position>`: an undecided request in line, with `att` (extra deliveries);
 - `PUR#<purchase>`, `#`: the admission log's record (status, reason, order id), listed by
   event in arrival order through the index `log` (`lpk`, `lseq`);
-- `H#<event>`, `<buyer>`: tickets the buyer holds in line or confirmed (`held`);
+- `H#<event>`, `<buyer>`: tickets the buyer holds in line or confirmed (`held`), and the
+  purchases counted (`pids`);
+- `G#<event>`, `<group>`: the places an admission group took (expiring by TTL);
 - `K#<event>`, `<idempotency key>`: the purchase it named, expiring by TTL (`expires_at`);
 - `DEAD`, `<event>#<position>`: a dead letter.
 
 Each step is a conditional write or an atomic `ADD`, so several API processes and workers
-share one line: positions come from one `ADD next_position :n` per group (UPDATED_NEW),
-a buyer's count from a conditional `ADD`, an idempotency key from a conditional `Put`.
+share one line: positions come from one compare-and-set transaction per group, a buyer's
+count from a conditional `ADD`, an idempotency key from a conditional `Put`.
 Admission is in `admit.py`; leases and completion in `lease.py`; dead letters in
 `dead.py`.
 """
