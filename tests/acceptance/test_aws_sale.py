@@ -40,7 +40,7 @@ def _worker(env: dict[str, str]) -> subprocess.Popen[bytes]:
     )
 
 
-def test_a_sale_on_the_aws_tier_keeps_every_invariant(aws_emulator: str) -> None:
+def test_a_sale_on_the_aws_tier_keeps_every_invariant(aws_emulator: str, tmp_path) -> None:
     url = f"dynamodb://sale-{uuid.uuid4().hex[:8]}?region={REGION}&endpoint={aws_emulator}"
     env = service_env(
         EVENTPRO_DATABASE_URL=url,
@@ -57,7 +57,9 @@ def test_a_sale_on_the_aws_tier_keeps_every_invariant(aws_emulator: str) -> None
         timeout=60,
     )
     assert provisioned.returncode == 0, provisioned.stderr
-    with ServerProcess(env, free_port(), workers=0, processes=2) as server:
+    with ServerProcess(
+        env, free_port(), workers=0, processes=2, log=tmp_path / "server.log"
+    ) as server:
         event = server.admin.post(
             "/v1/events",
             json={

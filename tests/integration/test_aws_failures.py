@@ -49,11 +49,14 @@ def throttle_first(client: Any, operation: str, times: int) -> list[int]:
     return seen
 
 
-def lose_first_answer(client: Any, operation: str) -> list[int]:
-    """Send the first call of `operation` for real, then drop its answer (a reset)."""
+def lose_first_answer(client: Any, operation: str, marker: bytes = b"") -> list[int]:
+    """Send the first call of `operation` (whose body holds `marker`) for real, then drop
+    its answer (a reset); count those calls."""
     seen = [0]
 
     def before_send(request: Any, **_: Any) -> Any:
+        if marker not in request.body:
+            return None
         seen[0] += 1
         if seen[0] > 1:
             return None
@@ -188,10 +191,10 @@ def test_an_admission_that_fails_before_its_positions_gives_back_counts_and_keys
         return botocore.awsrequest.AWSResponse(request.url, 400, {}, _Raw(body))
 
     events = dynamodb_queue.client.meta.events
-    events.register("before-send.dynamodb.TransactWriteItems", refuse_positions)
+    events.register("before-send.dynamodb.UpdateItem", refuse_positions)
     with pytest.raises(StoreError):
         dynamodb_queue.admit([admission(event, "a", 2, key="k", body="h")])
-    events.unregister("before-send.dynamodb.TransactWriteItems", refuse_positions)
+    events.unregister("before-send.dynamodb.UpdateItem", refuse_positions)
     retried = dynamodb_queue.admit([admission(event, "a", 2, key="k", body="h")])[0]
     assert retried.purchase.status is PurchaseStatus.QUEUED and not retried.replayed
     assert retried.purchase.position == 1
@@ -221,8 +224,8 @@ def test_an_event_counted_pending_with_nothing_in_line_starves_no_other(
 def test_admission_calls_whose_answers_were_lost_count_once(dynamodb_store, dynamodb_queue) -> None:
     store, queue = dynamodb_store, dynamodb_queue
     event = new_event(store, limit=4)
-    held = lose_first_answer(queue.client, "UpdateItem")  # the buyer's count
-    positions = lose_first_answer(queue.client, "TransactWriteItems")  # the positions
+    held = lose_first_answer(queue.client, "UpdateItem", b"pids")  # the buyer's count
+    positions = lose_first_answer(queue.client, "UpdateItem", b"next_position")
     first = queue.admit([admission(event, "a", 2)])[0].purchase
     assert held[0] >= 2 and positions[0] >= 2  # each applied, answer lost, sent again
     second = queue.admit([admission(event, "a", 2), admission(event, "b")])

@@ -2,31 +2,24 @@
 
 A group of admissions costs one conditional `Put` per idempotency key, one conditional
 `ADD held` per request that may queue, and per event one `GetItem` (sold-out flags and
-counters), one `TransactWriteItems` that moves the counters from the values read (a
-compare-and-set) and records the group's places, and `BatchWriteItem`s of the records
-and line entries (25 a call). Several API processes admit at once: every step is
-conditional, and none counts twice when botocore resends it.
+counters), one `UpdateItem` that adds to the counters and leaves where this group ended
+under this adapter's own attribute names (so a resend is recognised), and
+`BatchWriteItem`s of the records and line entries (25 a call). Several API processes
+admit at once: no step can lose a race, and none counts twice when botocore resends it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
+import uuid
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
 from eventpro.adapters.dynamodb import codec
-from eventpro.adapters.dynamodb.client import (
-    CONFLICT_RETRIES,
-    Item,
-    backoff,
-    batch_write,
-    n,
-    num,
-    s,
-    transact,
-)
+from eventpro.adapters.dynamodb.client import Item, batch_write, n, num, s
 from eventpro.domain.model import Purchase, PurchaseStatus, Reason
 from eventpro.ports import Admission, Admitted, Unavailable
 
@@ -38,6 +31,10 @@ KEY_WAIT_SECONDS = 2.0
 class Admissions:
     def __init__(self, client: Any, table: str) -> None:
         self.client, self.table = client, table
+        self._me = uuid.uuid4().hex[:12]  # names this adapter's attributes on line states
+        self._calls = 0
+        self._positions_lock = threading.Lock()
+        self._events: set[str] = set()  # events whose line state carries those attributes
 
     def update(self, pk: str, sk: str, **request: Any) -> dict[str, Any]:
         answer: dict[str, Any] = self.client.update_item(
@@ -138,14 +135,14 @@ class Admissions:
         try:
             state = self.get("LINE", event_id) or {}
             sold_out = set(state.get("sold_out", {}).get("SS", []))
+            self._events.add(event_id)
             reasons = []
             for a in chosen:
                 reasons.append(self._reason(a, sold_out))
                 if reasons[-1] is None:
                     counted.append(a)
             queued = sum(r is None for r in reasons)
-            group = chosen[0].purchase_id
-            return (reasons, *self._take_positions(event_id, state, queued, len(chosen), group))
+            return (reasons, *self._take_positions(event_id, queued, len(chosen)))
         except Exception:
             self._undo(counted, [a for a in chosen if a.idempotency_key is not None])
             raise
@@ -201,53 +198,48 @@ class Admissions:
             return None if a.purchase_id in counted else Reason.LIMIT_EXCEEDED
         return None
 
-    def _take_positions(
-        self, event_id: str, state: Item, queued: int, admitted: int, group: str
-    ) -> tuple[int, int]:
+    def _take_positions(self, event_id: str, queued: int, admitted: int) -> tuple[int, int]:
         """Reserve `queued` positions and `admitted` log places; return the last before each.
 
-        One transaction moves the counters from the values read (a compare-and-set) and
-        records the group's places under `G#<event>`, `<group>`: a transaction sent again
-        (botocore's retry, same token) is applied once, and if a retry finds the counters
-        moved, the group's record says whether they moved for it.
+        One update adds to the counters (no race to lose) and leaves, in attributes of this
+        adapter's own, the number of its call and where it ended. If botocore sends the
+        update again after it was applied, the call number refuses it, and the attributes
+        it left say which places it took.
         """
-        for attempt in range(CONFLICT_RETRIES):
-            position, seq = num(state, "next_position"), num(state, "next_seq")
-            actions = [
-                self._counters(event_id, position, seq, queued, admitted),
-                self._group_record(event_id, group, position, seq),
-            ]
-            if transact(self.client, actions) is None:
-                return position, seq
-            done = self.get(f"G#{event_id}", group)
-            if done is not None:  # an earlier attempt of ours committed
-                return num(done, "position"), num(done, "seq")
-            state = self.get("LINE", event_id) or {}
-            backoff(attempt)
-        raise Unavailable(f"dynamodb: positions of {event_id} lost {CONFLICT_RETRIES} races")
+        with self._positions_lock:  # this adapter's calls, one at a time, in order
+            self._calls += 1
+            mine = {"#c": f"gc_{self._me}", "#e": f"ge_{self._me}", "#s": f"gs_{self._me}"}
+            values = {":q": n(queued), ":a": n(admitted), ":zero": n(0), ":call": n(self._calls)}
+            try:
+                new = self.update(
+                    "LINE",
+                    event_id,
+                    UpdateExpression="SET next_position = if_not_exists(next_position, :zero)"
+                    " + :q, next_seq = if_not_exists(next_seq, :zero) + :a, #c = :call,"
+                    " #e = if_not_exists(next_position, :zero) + :q,"
+                    " #s = if_not_exists(next_seq, :zero) + :a ADD #depth :q, pending :q",
+                    ConditionExpression="attribute_not_exists(#c) OR #c < :call",
+                    ExpressionAttributeNames={**mine, "#depth": "depth"},
+                    ExpressionAttributeValues=values,
+                    ReturnValues="UPDATED_NEW",
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                )["Attributes"]
+            except self.client.exceptions.ConditionalCheckFailedException as exc:
+                new = exc.response.get("Item", {})  # applied before: its answer was lost
+                if num(new, mine["#c"]) != self._calls:
+                    raise
+            return num(new, mine["#e"]) - queued, num(new, mine["#s"]) - admitted
 
-    def _counters(
-        self, event_id: str, position: int, seq: int, queued: int, admitted: int
-    ) -> dict[str, Any]:
-        condition = "next_seq = :seq" if seq else "attribute_not_exists(next_seq)"
-        values = {":p": n(position + queued), ":s": n(seq + admitted), ":q": n(queued)}
-        return {
-            "Update": {
-                "TableName": self.table,
-                "Key": {"pk": s("LINE"), "sk": s(event_id)},
-                "UpdateExpression": "SET next_position = :p, next_seq = :s"
-                " ADD #depth :q, pending :q",
-                "ConditionExpression": condition,
-                "ExpressionAttributeNames": {"#depth": "depth"},
-                "ExpressionAttributeValues": values | ({":seq": n(seq)} if seq else {}),
-            }
-        }
-
-    def _group_record(self, event_id: str, group: str, position: int, seq: int) -> dict[str, Any]:
-        expires = int(time.time() + KEY_TTL.total_seconds())
-        item = {"pk": s(f"G#{event_id}"), "sk": s(group), "position": n(position)}
-        item |= {"seq": n(seq), "expires_at": n(expires)}
-        return {"Put": {"TableName": self.table, "Item": item}}
+    def forget(self) -> None:
+        """Remove this adapter's attributes from the line states it wrote (at close)."""
+        names = {"#c": f"gc_{self._me}", "#e": f"ge_{self._me}", "#s": f"gs_{self._me}"}
+        for event_id in sorted(self._events):
+            self.update(
+                "LINE",
+                event_id,
+                UpdateExpression="REMOVE #c, #e, #s",
+                ExpressionAttributeNames=names,
+            )
 
 
 def _purchase(a: Admission, reason: Reason | None, position: int | None) -> Purchase:

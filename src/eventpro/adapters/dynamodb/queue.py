@@ -4,26 +4,27 @@ Items of `<prefix>-line` (pk, sk):
 
 - `LINE`, `<event>`: the event's line state: `next_position`, `next_seq`, `depth`
   (admitted, undecided), `pending` (of those, not dead), `decided`, `sold_out` (a string
-  set), and the lease (`lease_id`, `leased_until` by the caller's clock, `held` positions,
+  set), `gc_…`/`ge_…`/`gs_…` (each admitting adapter's last call and where it ended),
+  and the lease (`lease_id`, `leased_until` by the caller's clock, `held` positions,
   `leased_through`, `delivered_through`, `version`);
 - `L#<event>`, `<position>`: an undecided request in line, with `att` (extra deliveries);
 - `PUR#<purchase>`, `#`: the admission log's record (status, reason, order id), listed by
   event in arrival order through the index `log` (`lpk`, `lseq`);
 - `H#<event>`, `<buyer>`: tickets the buyer holds in line or confirmed (`held`), and the
   purchases counted (`pids`);
-- `G#<event>`, `<group>`: the places an admission group took (expiring by TTL);
 - `K#<event>`, `<idempotency key>`: the purchase it named, expiring by TTL (`expires_at`);
 - `DEAD`, `<event>#<position>`: a dead letter.
 
 Each step is a conditional write or an atomic `ADD`, so several API processes and workers
-share one line: positions come from one compare-and-set transaction per group, a buyer's
-count from a conditional `ADD`, an idempotency key from a conditional `Put`.
+share one line: positions come from one update per group that adds to the counters, a
+buyer's count from a conditional `ADD`, an idempotency key from a conditional `Put`.
 Admission is in `admit.py`; leases and completion in `lease.py`; dead letters in
 `dead.py`.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -174,4 +175,6 @@ class DynamoQueue(PurchaseQueue):
         ping(self.client, self.table, "LINE")
 
     def close(self) -> None:
+        with contextlib.suppress(Exception):  # best effort: tidy the line states
+            self.admissions.forget()
         self.client.close()
