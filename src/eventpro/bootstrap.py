@@ -49,8 +49,9 @@ def open_seller(settings: Settings) -> SynchronousSeller:
 def worker_policy(settings: Settings) -> WorkerPolicy:
     """How workers decide, from the settings."""
     s = settings
-    # one SQLite file for both gains nothing from deciding while the queue works
-    separate = s.database_url != s.effective_queue_url
+    # one SQLite file for both gains nothing from deciding while the queue works; one
+    # dynamodb:// URL names two tables, which do gain
+    separate = s.database_url != s.effective_queue_url or s.database_url.startswith("dynamodb:")
     return WorkerPolicy(s.batch_size, s.visibility_timeout, s.max_attempts, overlap=separate)
 
 
