@@ -24,6 +24,7 @@ __all__ = [
     "ServerProcess",
     "ThrowawayPostgres",
     "audit",
+    "audit_acknowledged",
     "create_event",
     "floor",
     "free_port",
@@ -188,15 +189,28 @@ def floor(tickets: int, price_cents: int = 100) -> list[dict[str, object]]:
     return [{"name": "Floor", "capacity": tickets, "price_cents": price_cents}]
 
 
-def audit(event_id: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    """`eventpro audit EVENT_ID` in a process of its own, on the backends of `env`."""
+def audit(event_id: str, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """`eventpro audit EVENT_ID [ARGS]` in a process of its own, on the backends of `env`."""
     return subprocess.run(
-        [sys.executable, "-m", "eventpro", "audit", event_id],
-        env=env,
+        [sys.executable, "-m", "eventpro", "audit", event_id, *args],
+        env={"COLUMNS": "200", **env},
         capture_output=True,
         text=True,
         timeout=60,
     )
+
+
+def audit_acknowledged(
+    event_id: str, env: dict[str, str], acknowledged: list[str]
+) -> subprocess.CompletedProcess[str]:
+    """`eventpro audit EVENT_ID --acknowledged FILE`: every id a buyer was answered 202
+    for must be stored, and final or dead-lettered."""
+    with tempfile.NamedTemporaryFile("w", suffix=".txt") as file:
+        file.write("\n".join(acknowledged))
+        file.flush()
+        checked = audit(event_id, env, "--acknowledged", file.name)
+    assert f"all {len(set(acknowledged))} acknowledged stored" in checked.stdout, checked.stdout
+    return checked
 
 
 async def stampede(base_url: str, event_id: str, body: dict[str, object], buyers: int) -> list[int]:

@@ -41,6 +41,10 @@ class Settings(BaseSettings):
         10.0, gt=0, description="seconds a synchronous request waits for a connection"
     )
 
+    head_timeout: float = Field(
+        10.0, gt=0, le=300, description="seconds a client has to send a request's headers"
+    )
+
     @field_validator("database_url", "queue_url")
     @classmethod
     def _has_scheme(cls, value: str | None) -> str | None:

@@ -20,7 +20,7 @@ import pytest
 
 from tests.support import (
     ServerProcess,
-    audit,
+    audit_acknowledged,
     create_event,
     floor,
     free_port,
@@ -115,7 +115,7 @@ def _run_sale_through_a_crash(env: dict[str, str], redis_dir: Path, port: int) -
                 assert found.status_code == 200, f"{purchase_id} was lost"
                 assert found.json()["status"] in ("confirmed", "rejected")
         assert 503 in statuses, "the crash happened while no buyer was asking"
-        checked = audit(event_id, env)
+        checked = audit_acknowledged(event_id, env, admitted)
         assert checked.returncode == 0, checked.stdout + checked.stderr
     finally:
         redis.terminate()

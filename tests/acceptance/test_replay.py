@@ -72,9 +72,13 @@ def test_a_short_replay_catches_naive_and_clears_the_others(tmp_path: Path, back
         summary = runs[name]["summary"]
         assert summary["oversold tickets"] == 0 and runs[name]["broken"] == [], (name, runs[name])
         assert summary["tickets sold"] == TICKETS, (name, summary)
+        # sold out: none left while demand remained (it was read before the sale settled)
+        assert summary["unsold while demand remained"] == 0, (name, summary)
     assert runs["queued"]["summary"]["5xx"] == 0
     for name in ("report.html", "requests_per_s.png", "errors_per_s.png", "remaining.png"):
         assert (out / name).stat().st_size > 0
     rows, widths, errors = open_in_chromium(out / "report.html")
     assert rows == 4 and len(widths) == 4 and all(w > 0 for w in widths)
     assert errors == []
+    page = (out / "report.html").read_text()
+    assert "20 ms later" in page  # naive's pause between its read and its write, disclosed

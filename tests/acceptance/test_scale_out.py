@@ -6,6 +6,7 @@ SIGKILLed mid-sale. `eventpro audit` must find all six invariants intact.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import secrets
 import signal
@@ -20,7 +21,7 @@ import pytest
 from eventpro.loadtest.client import Shot, closed_loop
 from tests.support import (
     ServerProcess,
-    audit,
+    audit_acknowledged,
     free_port,
     service_env,
     throwaway_redis,
@@ -95,7 +96,9 @@ def _sell_and_audit(env: dict[str, str]) -> None:
             for i in range(BUYERS)
         ]
         answers = asyncio.run(
-            closed_loop(server.base_url, shots, 128, on_answer=_kill_after(victim, 1000))
+            closed_loop(
+                server.base_url, shots, 128, keep_body=True, on_answer=_kill_after(victim, 1000)
+            )
         )
         assert Counter(a.status for a in answers) == {202: BUYERS}
 
@@ -111,7 +114,8 @@ def _sell_and_audit(env: dict[str, str]) -> None:
         purchases = _all_purchases(server, event["id"])
     positions = sorted(p["position"] for p in purchases if p["position"] is not None)
     assert positions == list(range(1, len(positions) + 1)), "positions repeat or skip"
-    checked = audit(event["id"], env)
+    acknowledged = [json.loads(a.body)["purchase_id"] for a in answers]
+    checked = audit_acknowledged(event["id"], env, acknowledged)
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert "BROKEN" not in checked.stdout
 

@@ -61,6 +61,11 @@ def test_health_readiness_and_metrics(server, new_event) -> None:
     ):
         assert name in text, name
     assert 'route="/v1/events/{event_id}/purchases",status="202"' in text
+    confirmed = re.search(r'eventpro_decisions_total\{outcome="confirmed"\} ([0-9.]+)', text)
+    assert confirmed is not None and float(confirmed.group(1)) >= 1
+    server.client.get(f"/v1/events/{event['id']}")  # a view of the event sets its depth
+    text = server.client.get("/metrics").text
+    assert f'eventpro_queue_depth{{event_id="{event["id"]}"}} 0.0' in text
 
 
 def test_openapi_documents_every_path_of_the_contract(server) -> None:

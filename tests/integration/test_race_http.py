@@ -1,83 +1,65 @@
 """Hundreds of concurrent buyers through real HTTP for the last few tickets and seats.
 
-The server runs with eight worker loops deciding batches of one, so the store is raced
-as hard as it can be. The negative control serves the same test from the deliberately
-unsafe pair (`memory+unsafe://`: read-then-write store, no one-batch-per-event lease) and
-must be caught overselling.
+The server runs with eight worker loops deciding batches of one. On the real queue one
+batch of an event is in flight at a time (so FCFS is checked); on `memory+unsafe://`, a
+queue without that lease, the loops decide the same event at once and race the store
+itself over HTTP. The negative control races the deliberately unsafe stores
+(read-then-write) the same way and asserts the oversell it must see.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
+import contextlib
 import secrets
-import uuid
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.support import (
-    ServerProcess,
-    all_orders,
-    free_port,
-    mysql_database,
-    service_env,
-    stampede,
-    wait_until,
-)
+from eventpro.bootstrap import drop_scope
+from tests.backends import backend_url
+from tests.support import ServerProcess, all_orders, free_port, service_env, stampede, wait_until
 
 BUYERS = 300
 TICKETS = 5
-
-POSTGRES_URL = os.environ.get("EVENTPRO_TEST_POSTGRES_URL")
-REDIS_URL = os.environ.get("EVENTPRO_TEST_REDIS_URL")
-MYSQL_URL = os.environ.get("EVENTPRO_TEST_MYSQL_URL")
-UNSAFE = pytest.mark.xfail(strict=True, reason="read-then-write store oversells")
-NEEDS_POSTGRES = pytest.mark.skipif(
-    not (POSTGRES_URL and REDIS_URL),
-    reason="EVENTPRO_TEST_POSTGRES_URL and EVENTPRO_TEST_REDIS_URL are not set",
+BODIES = pytest.mark.parametrize(
+    "body",
+    [{"section": "Floor", "quantity": 1}, {"seats": ["A1", "A2"]}],
+    ids=["general-admission", "same-seats"],
 )
-NEEDS_MARIADB = pytest.mark.skipif(
-    not (MYSQL_URL and REDIS_URL),
-    reason="EVENTPRO_TEST_MYSQL_URL and EVENTPRO_TEST_REDIS_URL are not set",
-)
-BACKENDS = [
-    pytest.param(("sqlite", "sqlite"), id="sqlite"),
-    pytest.param(("memory+unsafe", "memory+unsafe"), id="unsafe-negative-control", marks=UNSAFE),
-    pytest.param(("postgresql", "redis"), id="postgres-redis", marks=NEEDS_POSTGRES),
-    pytest.param(("mysql", "redis"), id="mariadb-redis", marks=NEEDS_MARIADB),
-    pytest.param(
-        ("postgresql+unsafe", "memory+unsafe"),
-        id="postgres-unsafe-negative-control",
-        marks=[UNSAFE, NEEDS_POSTGRES],
-    ),
+# (store, queue). With the real queue one batch of an event is decided at a time, in
+# position order: FCFS is checked. With `memory+unsafe` as the queue, the eight loops
+# decide batches of one event at once, so the store itself is raced over HTTP.
+SAFE = [
+    ("sqlite", "sqlite"),
+    ("postgres", "redis"),
+    ("mysql", "redis"),
+    ("sqlite", "memory+unsafe"),
+    ("postgres", "memory+unsafe"),
+    ("mysql", "memory+unsafe"),
 ]
+# The deliberately unsafe stores (read-then-write), raced the same way: must oversell.
+UNSAFE = [("memory+unsafe", "memory+unsafe"), ("postgres+unsafe", "memory+unsafe")]
 
 
-def _url(kind: str, tmp_path: Path, schema: str) -> str:
-    if kind == "sqlite":
-        return f"sqlite:///{tmp_path / 'race.db'}"
-    if kind.startswith("postgresql"):
-        assert POSTGRES_URL is not None
-        separator = "&" if "?" in POSTGRES_URL else "?"
-        return POSTGRES_URL.replace("postgresql", kind, 1) + f"{separator}schema={schema}"
-    if kind == "mysql":
-        assert MYSQL_URL is not None
-        return mysql_database(MYSQL_URL, schema)
-    if kind == "redis":
-        assert REDIS_URL is not None
-        return REDIS_URL + f"{'&' if '?' in REDIS_URL else '?'}prefix={schema}"
-    return f"{kind}://"
+def _url(kind: str, tmp_path: Path) -> str:
+    if kind.endswith("+unsafe"):
+        base = kind.removesuffix("+unsafe")
+        url = "memory://" if base == "memory" else backend_url(base, tmp_path)
+        scheme, rest = url.split("://", 1)
+        return f"{'postgresql' if base == 'postgres' else scheme}+unsafe://{rest}"
+    return backend_url(kind, tmp_path)
 
 
-@pytest.fixture(params=BACKENDS)
-def server(request: pytest.FixtureRequest, tmp_path: Path):
-    store_kind, queue_kind = request.param
-    schema = f"eventpro_race_{uuid.uuid4().hex[:12]}"
+@contextlib.contextmanager
+def _serve(kinds: tuple[str, str], tmp_path: Path) -> Iterator[ServerProcess]:
+    urls = [_url(kind, tmp_path) for kind in kinds]
     env = service_env(
-        EVENTPRO_DATABASE_URL=_url(store_kind, tmp_path, schema),
-        EVENTPRO_QUEUE_URL=_url(queue_kind, tmp_path, schema),
+        EVENTPRO_DATABASE_URL=urls[0],
+        EVENTPRO_QUEUE_URL=urls[1],
         EVENTPRO_ADMIN_TOKEN=secrets.token_urlsafe(24),
         EVENTPRO_BATCH_SIZE="1",
     )
@@ -85,38 +67,26 @@ def server(request: pytest.FixtureRequest, tmp_path: Path):
         with ServerProcess(env, free_port(), workers=8) as running:
             yield running
     finally:
-        _clean_up(store_kind, queue_kind, schema)
+        for url in urls:
+            if not url.startswith(("sqlite", "memory")):
+                drop_scope(url.replace("+unsafe", ""))
 
 
-def _clean_up(store_kind: str, queue_kind: str, scope: str) -> None:
-    """Drop the test's PostgreSQL schema, MariaDB database and Redis keys."""
-    if store_kind == "mysql":
-        from eventpro.adapters.mysql import MysqlDatabase
-
-        assert MYSQL_URL is not None
-        MysqlDatabase(mysql_database(MYSQL_URL, scope)).drop()
-    if store_kind.startswith("postgresql"):
-        import psycopg
-
-        assert POSTGRES_URL is not None
-        with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA IF EXISTS "{scope}" CASCADE')
-    if queue_kind == "redis":
-        import redis
-
-        assert REDIS_URL is not None
-        with redis.Redis.from_url(REDIS_URL) as client:
-            keys = list(client.scan_iter(match=f"{scope}:*", count=1000))
-            if keys:
-                client.delete(*keys)
+@pytest.fixture(params=SAFE, ids=["-".join(kinds) for kinds in SAFE])
+def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ServerProcess]:
+    with _serve(request.param, tmp_path) as running:
+        running.fcfs = request.param[1] != "memory+unsafe"  # type: ignore[attr-defined]
+        yield running
 
 
-@pytest.mark.parametrize(
-    "body",
-    [{"section": "Floor", "quantity": 1}, {"seats": ["A1", "A2"]}],
-    ids=["general-admission", "same-seats"],
-)
-def test_exactly_the_stock_is_sold_to_concurrent_buyers(server: ServerProcess, body) -> None:
+@pytest.fixture(params=UNSAFE, ids=["-".join(kinds) for kinds in UNSAFE])
+def unsafe_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ServerProcess]:
+    with _serve(request.param, tmp_path) as running:
+        yield running
+
+
+def _sell(server: ServerProcess, body: dict[str, object]) -> tuple[str, list[dict[str, Any]]]:
+    """Send BUYERS at once for the last units; wait until all are decided; the orders."""
     created = server.admin.post(
         "/v1/events",
         json={
@@ -131,7 +101,6 @@ def test_exactly_the_stock_is_sold_to_concurrent_buyers(server: ServerProcess, b
     )
     assert created.status_code == 201, created.text
     event_id = created.json()["id"]
-
     statuses = asyncio.run(stampede(server.base_url, event_id, body, BUYERS))
     assert Counter(statuses) == {202: BUYERS}
 
@@ -139,7 +108,24 @@ def test_exactly_the_stock_is_sold_to_concurrent_buyers(server: ServerProcess, b
         return server.client.get(f"/v1/events/{event_id}").json()["queue"]["depth"] == 0
 
     wait_until(settled, timeout=60)
-    orders = all_orders(server, event_id)
+    return event_id, all_orders(server, event_id)
+
+
+@BODIES
+def test_the_unsafe_stores_are_caught_overselling(unsafe_server: ServerProcess, body) -> None:
+    """The negative control: the same race must see the read-then-write store oversell."""
+    _, orders = _sell(unsafe_server, body)
+    if "seats" in body:
+        seats = Counter(label for order in orders for label in order["seats"])
+        assert max(seats.values()) > 1, f"no seat sold twice: {seats}"
+    else:
+        sold = sum(order["quantity"] for order in orders)
+        assert sold > TICKETS, f"the race did not catch an oversell: {sold} of {TICKETS} sold"
+
+
+@BODIES
+def test_exactly_the_stock_is_sold_to_concurrent_buyers(server: ServerProcess, body) -> None:
+    event_id, orders = _sell(server, body)
     if "seats" in body:
         seats = [label for order in orders for label in order["seats"]]
         assert len(seats) == len(set(seats)), f"seats sold twice: {Counter(seats)}"
@@ -147,6 +133,7 @@ def test_exactly_the_stock_is_sold_to_concurrent_buyers(server: ServerProcess, b
     else:
         sold = sum(order["quantity"] for order in orders)
         assert sold == TICKETS, f"sold {sold} of {TICKETS} tickets to {len(orders)} orders"
+    if "section" in body and server.fcfs:  # type: ignore[attr-defined]
         # First come, first served: the winners are exactly the first in line.
         confirmed = server.admin.get(
             f"/v1/events/{event_id}/purchases", params={"status": "confirmed"}

@@ -3,21 +3,26 @@
 `serve --strategy locking|conditional` decides each purchase inside its request: 300
 buyers released at one instant for the last tickets (or the same two seats) get `201`
 or `409` at once, and exactly the stock is sold. `naive` (the incident's read, check,
-write back) is the negative control: the same test must catch it overselling.
+write back) is the negative control: the same race must see it oversell, and the audit
+must report it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import secrets
-import uuid
+import subprocess
 from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from eventpro.bootstrap import drop_scope
+from tests.backends import backend_url
 from tests.support import (
     ServerProcess,
     all_orders,
@@ -25,69 +30,45 @@ from tests.support import (
     create_event,
     floor,
     free_port,
-    mysql_database,
     service_env,
     stampede,
 )
 
 BUYERS = 300
 TICKETS = 5
-POSTGRES_URL = os.environ.get("EVENTPRO_TEST_POSTGRES_URL")
-MYSQL_URL = os.environ.get("EVENTPRO_TEST_MYSQL_URL")
-OVERSELLS = pytest.mark.xfail(strict=True, reason="naive read-then-write oversells")
-BACKENDS = [
-    pytest.param("sqlite", id="sqlite"),
-    pytest.param(
-        "postgresql",
-        id="postgres",
-        marks=pytest.mark.skipif(not POSTGRES_URL, reason="EVENTPRO_TEST_POSTGRES_URL is not set"),
-    ),
-    pytest.param(
-        "mariadb",
-        id="mariadb",
-        marks=pytest.mark.skipif(not MYSQL_URL, reason="EVENTPRO_TEST_MYSQL_URL is not set"),
-    ),
-]
-STRATEGIES = [
-    pytest.param("locking", id="locking"),
-    pytest.param("conditional", id="conditional"),
-    pytest.param("naive", id="naive-negative-control", marks=OVERSELLS),
-]
-
-
-@pytest.fixture(params=BACKENDS)
-def database_url(request: pytest.FixtureRequest, tmp_path: Path):
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'strategies.db'}"
-        return
-    if request.param == "mariadb":
-        assert MYSQL_URL is not None
-        url = mysql_database(MYSQL_URL, f"eventpro_sync_{uuid.uuid4().hex[:12]}")
-        yield url
-        from eventpro.adapters.mysql import MysqlDatabase
-
-        MysqlDatabase(url).drop()
-        return
-    import psycopg
-
-    assert POSTGRES_URL is not None
-    schema = f"eventpro_sync_{uuid.uuid4().hex[:12]}"
-    try:
-        yield POSTGRES_URL + f"{'&' if '?' in POSTGRES_URL else '?'}schema={schema}"
-    finally:
-        with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-
-
-@pytest.mark.parametrize("strategy", STRATEGIES)
-@pytest.mark.parametrize(
+BODIES = pytest.mark.parametrize(
     "body",
     [{"section": "Floor", "quantity": 1}, {"seats": ["A1", "A2"]}],
     ids=["general-admission", "same-seats"],
 )
-def test_a_synchronous_strategy_sells_exactly_the_stock(
-    database_url: str, strategy: str, body: dict[str, object]
-) -> None:
+
+
+@pytest.fixture(params=["sqlite", "postgres", "mysql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    url = backend_url(request.param, tmp_path)
+    try:
+        yield url
+    finally:
+        if request.param != "sqlite":
+            drop_scope(url)
+
+
+@dataclass
+class Race:
+    statuses: Counter[int]
+    orders: list[dict[str, Any]]
+    audit: subprocess.CompletedProcess[str]
+    metrics: str
+
+    def sold(self) -> int:
+        return sum(int(order["quantity"]) for order in self.orders)
+
+    def seats(self) -> Counter[str]:
+        return Counter(label for order in self.orders for label in order["seats"])
+
+
+def _race(database_url: str, strategy: str, body: dict[str, object]) -> Race:
+    """BUYERS released at one instant against `serve --strategy STRATEGY`; then the audit."""
     env = service_env(
         EVENTPRO_DATABASE_URL=database_url,
         EVENTPRO_QUEUE_URL="memory://",  # a synchronous strategy keeps no line
@@ -103,21 +84,41 @@ def test_a_synchronous_strategy_sells_exactly_the_stock(
         event_id = create_event(server, "Last tickets", sections)
         statuses = Counter(asyncio.run(stampede(server.base_url, event_id, body, BUYERS)))
         orders = all_orders(server, event_id)
-        checked = audit(event_id, env)
         metrics = server.client.get("/metrics").text
+    checked = audit(event_id, {**env, "COLUMNS": "200"})
+    return Race(statuses, orders, checked, metrics)
 
+
+@pytest.mark.parametrize("strategy", ["locking", "conditional"])
+@BODIES
+def test_a_synchronous_strategy_sells_exactly_the_stock(
+    database_url: str, strategy: str, body: dict[str, object]
+) -> None:
+    race = _race(database_url, strategy, body)
     if "seats" in body:
-        seats = Counter(label for order in orders for label in order["seats"])  # type: ignore[attr-defined]
-        assert max(seats.values()) == 1, f"seats sold twice: {seats}"
-        assert len(orders) == 1, f"{len(orders)} orders for the same two seats"
+        assert max(race.seats().values()) == 1, f"seats sold twice: {race.seats()}"
+        assert len(race.orders) == 1, f"{len(race.orders)} orders for the same two seats"
     else:
-        sold = sum(int(order["quantity"]) for order in orders)  # type: ignore[call-overload]
-        assert sold == TICKETS, f"sold {sold} of {TICKETS} tickets to {len(orders)} orders"
-    assert checked.returncode == 0, checked.stdout + checked.stderr
+        assert race.sold() == TICKETS, f"sold {race.sold()} of {TICKETS} tickets"
+    assert race.audit.returncode == 0, race.audit.stdout + race.audit.stderr
     # answered at once, every one: 201 for the winners, 409 for the others, never a 5xx
-    assert statuses[201] == len(orders) and statuses[409] == BUYERS - len(orders), statuses
-    waited = re.search(r"^eventpro_pool_waited ([0-9.]+)$", metrics, re.MULTILINE)
+    statuses = race.statuses
+    assert statuses[201] == len(race.orders) and statuses[409] == BUYERS - len(race.orders)
+    waited = re.search(r"^eventpro_pool_waited ([0-9.]+)$", race.metrics, re.MULTILINE)
     assert waited is not None and float(waited.group(1)) <= BUYERS
+
+
+@BODIES
+def test_naive_is_caught_overselling(database_url: str, body: dict[str, object]) -> None:
+    """The negative control: the same race must see the incident's read-then-write
+    oversell, and the audit must report it from the stored data."""
+    race = _race(database_url, "naive", body)
+    if "seats" in body:
+        assert max(race.seats().values()) > 1, f"no seat sold twice: {race.seats()}"
+    else:
+        assert race.sold() > TICKETS, f"the race did not catch naive: {race.sold()} sold"
+    assert race.audit.returncode == 1
+    assert re.search(r"never oversold, no seat twice\s*│\s*BROKEN", race.audit.stdout)
 
 
 def test_a_synchronous_sale_answers_in_the_contract_shape(tmp_path: Path) -> None:

@@ -137,6 +137,7 @@ class AdapterMatchesTheModel(RuleBasedStateMachine):
                 (
                     inventory.remaining if inventory else None,
                     [(p.id, p.status, p.position, p.reason) for p in purchases],
+                    [queue.ahead(p) for p in purchases if not p.status.is_final],
                     queue.depth(self.event.id),
                     sorted((o.purchase_id, o.seats) for o in all_orders(store, self.event.id)),
                 )

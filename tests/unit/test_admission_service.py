@@ -85,6 +85,24 @@ def test_same_key_in_flight_is_refused_and_replay_returns_first_purchase(ports) 
         service.close()
 
 
+def test_concurrent_replays_of_a_finished_key_all_get_its_first_answer(ports) -> None:
+    event = _event(ports[0])
+    service = _service(ports)
+
+    async def run() -> None:
+        first = await service.submit(event.id, _buy("u1"), "key-1")
+        replays = await asyncio.gather(
+            *(service.submit(event.id, _buy("u1"), "key-1") for _ in range(10)),
+            return_exceptions=True,
+        )
+        assert [getattr(r, "purchase", r) for r in replays] == [first.purchase] * 10
+
+    try:
+        asyncio.run(run())
+    finally:
+        service.close()
+
+
 def test_rules_before_the_line(ports) -> None:
     store, _ = ports
     event = _event(store)

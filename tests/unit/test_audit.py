@@ -154,7 +154,37 @@ def test_refusing_while_tickets_remain_breaks_invariant_five() -> None:
     refused = Decision(second.purchase.id, PurchaseStatus.REJECTED, Reason.SOLD_OUT)
     queue.complete([first, second], [*decided, refused])  # "sold out" with 2 left
     assert _broken(store, queue, event.id) == [5]
-    assert "Floor: 2 left, yet 1 refused" in _detail(_audit(store, queue, event.id), 5)
+    assert "Floor: 2 left beyond 0 asked by dead letters, yet 1 refused" in _detail(
+        _audit(store, queue, event.id), 5
+    )
+
+
+def test_a_dead_letter_excuses_only_the_tickets_it_asked_for() -> None:
+    store, queue = MemoryInventoryStore(), MemoryQueue()
+    event = new_event(store, capacity=4)
+    queue.admit([admission(event, "poison"), admission(event, "a"), admission(event, "b")])
+    poison = queue.lease(1, 30, NOW)[0]
+    assert queue.fail(poison, "boom", 1, NOW)  # dead: its 1 ticket may fairly remain
+    first, second = queue.lease(10, 30, NOW)
+    decided = store.decide([first.purchase], NOW).decisions
+    refused = Decision(second.purchase.id, PurchaseStatus.REJECTED, Reason.SOLD_OUT)
+    queue.complete([first, second], [*decided, refused])  # 3 left, 1 held back, yet refused
+    assert _broken(store, queue, event.id) == [5]
+    assert "Floor: 2 left beyond 1 asked by dead letters" in _detail(
+        _audit(store, queue, event.id), 5
+    )
+
+
+def test_a_202_the_store_never_recorded_breaks_invariant_three() -> None:
+    store, queue = MemoryInventoryStore(), MemoryQueue()
+    event = new_event(store, capacity=4)
+    kept = queue.admit([admission(event, "a")])[0].purchase
+    drain(store, queue)
+    report = audit_event(store, queue, event.id, acknowledged={kept.id, "pur_lost"})
+    assert report is not None and [c.number for c in report.checks if not c.ok] == [3]
+    assert "1 answered 202 but never stored" in _detail(report, 3)
+    clean = audit_event(store, queue, event.id, acknowledged={kept.id})
+    assert clean is not None and clean.ok and "all 1 acknowledged stored" in _detail(clean, 3)
 
 
 def test_two_purchases_with_one_idempotency_key_break_invariant_six() -> None:

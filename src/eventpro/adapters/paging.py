@@ -1,4 +1,7 @@
-"""Opaque cursors and pages over rows keyed by a sequence number, for every SQL adapter.
+"""Cursors and pages over rows keyed by a sequence number, for every adapter.
+
+A cursor is the sequence number of the last item of a page, as digits: opaque to
+clients, and any string of digits is a valid one (a page after that place).
 
 A query asks for `limit + 1` rows, the first column of each its sequence number: the
 extra row only says that another page follows, and the cursor points after the last row
@@ -7,12 +10,8 @@ kept, so items written while a client pages never shift a page already read.
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
-
-import orjson
 
 from eventpro.domain.model import Event
 from eventpro.ports import InventoryStore, Page
@@ -20,20 +19,18 @@ from eventpro.ports import InventoryStore, Page
 T = TypeVar("T")
 
 
+MAX_CURSOR_DIGITS = 18  # any such number fits a signed 64-bit column
+
+
 def encode_cursor(seq: int) -> str:
-    return base64.urlsafe_b64encode(orjson.dumps({"after": seq})).decode().rstrip("=")
+    return str(seq)
 
 
 def decode_cursor(cursor: str) -> int:
     """The sequence number a cursor points after; ValueError if it is not one of ours."""
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        value = orjson.loads(base64.urlsafe_b64decode(padded))["after"]
-    except (binascii.Error, orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-        raise ValueError(f"invalid cursor {cursor!r}") from exc
-    if not isinstance(value, int) or value < 0:
+    if not (cursor.isascii() and cursor.isdigit()) or len(cursor) > MAX_CURSOR_DIGITS:
         raise ValueError(f"invalid cursor {cursor!r}")
-    return value
+    return int(cursor)
 
 
 def page_of(rows: Sequence[Sequence[Any]], limit: int, item: Callable[[Any], T | None]) -> Page[T]:

@@ -42,7 +42,7 @@ from eventpro.adapters.dialects import (
 from eventpro.adapters.stock import free_seats
 from eventpro.domain.allocation import SectionStock, allocate
 from eventpro.domain.errors import Refused
-from eventpro.domain.model import Event, Order, PurchaseRequest, Reason, Strategy
+from eventpro.domain.model import NAIVE_PAUSE_S, Event, Order, PurchaseRequest, Reason, Strategy
 from eventpro.ports import IdSource, Misconfigured, StoreError, SynchronousSeller, Unavailable
 
 ORDER_COLUMNS = "id, event_id, buyer_id, purchase_id, section, seats, quantity, amount_cents"
@@ -78,12 +78,6 @@ INSERT_ORDER = text(
     " :purchase_id, :section, :seats, :quantity, :amount_cents, :created_at)"
 )
 POOL_WAIT = 0.005  # seconds: a checkout slower than this waited for a free connection
-# What the monolith did between its read and its write: a network round trip to the
-# database and its own code, on an event loop busy with the other buyers of the spike.
-# Loopback alone leaves a window too narrow to race reliably: here the server takes a
-# buyer every 1-2 ms, and a negative control that sometimes does not oversell proves
-# nothing (with 2 and 5 ms it once sold the two seats only once, out of 7 runs).
-MONOLITH_THINK_S = 0.020
 ANY_SEAT_TRIES = 5  # `conditional` picking "any N seats" retries when another buyer won one
 
 
@@ -191,7 +185,7 @@ class SqlSeller(SynchronousSeller):
             raise Refused(got)
         self._check_limit(conn, event, order)
         if self.strategy is Strategy.NAIVE:
-            time.sleep(MONOLITH_THINK_S)
+            time.sleep(NAIVE_PAUSE_S)
         order = _with_seats(order, got)
         if order.seats:
             conn.execute(MARK_SEATS, _seat_keys(event, order))

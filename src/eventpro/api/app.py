@@ -10,15 +10,19 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from fastapi import FastAPI
 from starlette.applications import Starlette
+from starlette.responses import Response
 from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from eventpro import __version__
-from eventpro.api import errors
+from eventpro.api import errors, openapi
+from eventpro.api.errors import error_response
 from eventpro.api.limits import BodyLimit
 from eventpro.api.metrics import Metrics
 from eventpro.api.routes import admin, events, health, purchases, streams
 from eventpro.bootstrap import Container
+from eventpro.config import Settings
+from eventpro.services.events import EventViews
 
 log = logging.getLogger(__name__)
 
@@ -55,9 +59,13 @@ def create_app(
         description="Flash-sale ticketing: admission into a durable line, batched decisions.",
         lifespan=lifespan,
     )
+    openapi.install(app)
     app.state.container = container
     app.state.metrics = metrics
-    app.state.admin_token = settings.admin_token.get_secret_value().encode()
+    app.state.admin_token = _admin_token(settings)
+    app.state.views = EventViews(
+        container.store, container.queue, container.clock, on_view=metrics.on_view
+    )
     for module in (events, purchases, streams, admin, health):
         app.include_router(module.router)
     # The hot path, as a bare Starlette app beside FastAPI's (see `purchases.fast_purchase`).
@@ -70,13 +78,26 @@ def create_app(
     hot.state = app.state  # the same admission service, metrics and token
     for served in (app, hot):
         errors.install(served, settings.retry_after)
-        served.add_middleware(BodyLimit)
+        served.add_middleware(BodyLimit, admin_token=app.state.admin_token)
         served.add_middleware(CountRequests, metrics=metrics)
     return HotPath(app, hot)
 
 
 PURCHASES = "/v1/events/{event_id}/purchases"
 PURCHASE = "/v1/purchases/{purchase_id}"
+
+
+def _admin_token(settings: Settings) -> bytes:
+    """The admin token, or b"" when it is empty, a placeholder or too short: then every
+    admin endpoint refuses (fail closed), whoever built the app."""
+    try:
+        return settings.require_admin_token().encode()
+    except ValueError:
+        log.warning("no usable admin token: every admin endpoint answers 401")
+        return b""
+
+
+PLAIN_PATH = re.compile(r"[\x21-\x7e]{1,2000}")
 HOT_PATHS = {  # method -> the paths HotPath serves from the bare app
     "POST": re.compile(r"/v1/events/[^/]+/purchases"),
     "GET": re.compile(r"/v1/purchases/[^/]+"),
@@ -96,13 +117,41 @@ class HotPath:
     def __init__(self, api: FastAPI, hot: ASGIApp) -> None:
         self.api, self.hot = api, hot
         self.state = api.state
+        self._routes = [
+            (route.path_regex, frozenset(route.methods or ()))
+            for route in openapi.api_routes(api.routes)
+        ]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path = HOT_PATHS.get(scope["method"]) if scope["type"] == "http" else None
+        if scope["type"] != "http":
+            await self.api(scope, receive, send)
+            return
+        if not PLAIN_PATH.fullmatch(scope["path"]):
+            # our ids and paths are printable ASCII: a NUL or a control character names
+            # nothing, and must never reach a store (PostgreSQL refuses NUL in text)
+            await error_response(404, "not_found", "no such resource")(scope, receive, send)
+            return
+        path = HOT_PATHS.get(scope["method"])
         if path is not None and path.fullmatch(scope["path"]):
             await self.hot(scope, receive, send)
-        else:
-            await self.api(scope, receive, send)
+            return
+        allowed = self._allowed(scope["path"])
+        if allowed and scope["method"] not in allowed:
+            await self._not_allowed(scope, allowed)(scope, receive, send)
+            return
+        await self.api(scope, receive, send)
+
+    def _allowed(self, path: str) -> frozenset[str]:
+        """Every method some route serves at `path` (a path may have several routes)."""
+        return frozenset().union(*(m for regex, m in self._routes if regex.match(path)))
+
+    @staticmethod
+    def _not_allowed(scope: Scope, allowed: frozenset[str]) -> Response:
+        allow = ", ".join(sorted(allowed | {"OPTIONS"}))
+        if scope["method"] == "OPTIONS":
+            return Response(status_code=204, headers={"Allow": allow})
+        message = f"{scope['method']} is not allowed here; allowed: {allow}"
+        return error_response(405, "method_not_allowed", message, headers={"Allow": allow})
 
 
 class NamedRoute(Route):

@@ -39,10 +39,9 @@ def _as_api_error(exc: ValidationError) -> ApiError:
 
 
 def documented(model: type[BaseModel]) -> dict[str, Any]:
-    """`openapi_extra` that documents a JSON request body read by `parse_body`."""
+    """`openapi_extra` that documents a JSON request body read by `parse_body` (the model
+    itself is a component: see `api/openapi.py`)."""
+    reference = {"$ref": f"#/components/schemas/{model.__name__}"}
     return {
-        "requestBody": {
-            "required": True,
-            "content": {"application/json": {"schema": model.model_json_schema()}},
-        }
+        "requestBody": {"required": True, "content": {"application/json": {"schema": reference}}}
     }

@@ -15,6 +15,7 @@ from eventpro.api.errors import ApiError
 from eventpro.api.metrics import Metrics
 from eventpro.bootstrap import Container
 from eventpro.services.admission import AdmissionService
+from eventpro.services.events import EventViews
 
 
 async def get_container(request: Request) -> Container:
@@ -27,6 +28,11 @@ async def get_admission(request: Request) -> AdmissionService:
     return admission
 
 
+async def get_views(request: Request) -> EventViews:
+    views: EventViews = request.app.state.views
+    return views
+
+
 async def get_metrics(request: Request) -> Metrics:
     metrics: Metrics = request.app.state.metrics
     return metrics
@@ -36,7 +42,8 @@ async def require_admin(request: Request) -> None:
     """Refuse a request without `Authorization: Bearer <the admin token>`."""
     expected: bytes = request.app.state.admin_token
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), expected):
+    presented = token.strip().encode()
+    if not expected or scheme.lower() != "bearer" or not hmac.compare_digest(presented, expected):
         raise ApiError(
             401,
             "unauthorized",
@@ -48,6 +55,10 @@ async def require_admin(request: Request) -> None:
 ContainerDep = Annotated[Container, Depends(get_container)]
 AdmissionDep = Annotated[AdmissionService, Depends(get_admission)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
+ViewsDep = Annotated[EventViews, Depends(get_views)]
 Admin = Depends(require_admin)
 Limit = Annotated[int, Query(ge=1, le=1000, description="page size")]
-Cursor = Annotated[str | None, Query(max_length=200, description="from the previous page")]
+# Every cursor is digits (a place in the listing): any such string is a valid cursor.
+Cursor = Annotated[
+    str | None, Query(pattern=r"^[0-9]{1,18}$", description="from the previous page")
+]

@@ -94,9 +94,8 @@ async def _validation(_: Request, exc: Exception) -> Response:
         return error_response(400, "malformed_json", "the body is not valid JSON")
     field = _field_of(first)
     message = str(first.get("msg", "invalid request"))
-    return error_response(
-        422, "validation_error", f"{field}: {message}" if field else message, field
-    )
+    code = "invalid_cursor" if field == "cursor" else "validation_error"
+    return error_response(422, code, f"{field}: {message}" if field else message, field)
 
 
 async def _http(_: Request, exc: Exception) -> Response:
@@ -123,10 +122,11 @@ def install(app: Starlette, retry_after: int) -> None:
 
     async def _store(_: Request, exc: Exception) -> Response:
         if isinstance(exc, Unavailable):
+            # the cause (host names, ports, driver messages) goes to the log, not to callers
             log.warning("backend unavailable: %s", exc)
-            return error_response(
-                503, "backend_unavailable", str(exc), headers={"Retry-After": str(retry_after)}
-            )
+            message = f"a backend is unavailable; try again in {retry_after} s"
+            headers = {"Retry-After": str(retry_after)}
+            return error_response(503, "backend_unavailable", message, headers=headers)
         log.error("backend error: %s", exc)
         return error_response(500, "internal_error", "the backend failed; this is a bug")
 

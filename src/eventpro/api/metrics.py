@@ -6,7 +6,12 @@ from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from eventpro.api.protocol import REFUSED
 from eventpro.services.decisions import BatchResult
+from eventpro.services.events import EventView
+
+# The limits that refuse requests before they reach a route (see protocol.py, limits.py).
+LIMITS = ("head_too_large", "too_many_headers", "head_timeout", "body_too_large")
 
 
 class Metrics:
@@ -32,13 +37,14 @@ class Metrics:
         )
         self.queue_depth = Gauge(
             "eventpro_queue_depth",
-            "undecided requests of the last event looked at",
+            "undecided requests of an event, as last read by this process",
             ["event_id"],
             registry=self.registry,
         )
         self.decisions = Counter(
             "eventpro_decisions_total",
-            "requests decided by this process's workers",
+            "requests decided by this process's workers, by outcome",
+            ["outcome"],
             registry=self.registry,
         )
         self.dead_letters = Counter(
@@ -52,6 +58,15 @@ class Metrics:
             buckets=(1, 10, 50, 100, 250, 500, 1000, 5000),
             registry=self.registry,
         )
+
+        refused = Gauge(
+            "eventpro_refused_total",
+            "requests or connections refused by a limit of the server, by reason",
+            ["reason"],
+            registry=self.registry,
+        )
+        for reason in LIMITS:
+            refused.labels(reason).set_function(lambda r=reason: REFUSED[r])  # type: ignore[misc]
 
         # Labelled children, cached: `labels()` takes a lock and builds a key every call.
         self._request_counters: dict[tuple[str, int], Counter] = {}
@@ -70,6 +85,9 @@ class Metrics:
             child = self._admission_counters[status] = self.admissions.labels(status)
         child.inc()
 
+    def on_view(self, view: EventView) -> None:
+        self.queue_depth.labels(view.event.id).set(view.queue_depth)
+
     def watch_pool(self, counts: Callable[[], dict[str, int]]) -> None:
         """Export a synchronous strategy's connection-pool waits (the incident's symptom)."""
         for name, help_text in (
@@ -81,5 +99,6 @@ class Metrics:
 
     def on_batch(self, result: BatchResult) -> None:
         self.batch_size.observe(result.leased)
-        self.decisions.inc(result.decided)
+        self.decisions.labels("confirmed").inc(result.confirmed)
+        self.decisions.labels("rejected").inc(result.decided - result.confirmed)
         self.dead_letters.inc(result.dead_lettered)

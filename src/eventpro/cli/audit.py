@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
+import orjson
 import typer
 from rich.console import Console
 
@@ -31,6 +33,16 @@ def audit(
         Strategy,
         typer.Option(envvar="EVENTPRO_STRATEGY", help="the strategy the event was sold with"),
     ] = Strategy.QUEUED,
+    acknowledged: Annotated[
+        Path | None,
+        typer.Option(
+            envvar="EVENTPRO_AUDIT_ACKNOWLEDGED",
+            exists=True,
+            dir_okay=False,
+            help="the purchase ids a client was answered 202 for (one per line, or a JSON"
+            " list): each must be stored, and final or dead-lettered",
+        ),
+    ] = None,
     database_url: DatabaseUrl = None,
     queue_url: QueueUrl = None,
 ) -> None:
@@ -39,7 +51,12 @@ def audit(
     try:
         synchronous = strategy is not Strategy.QUEUED
         report = audit_event(
-            container.store, container.queue, event_id, expect_settled, synchronous
+            container.store,
+            container.queue,
+            event_id,
+            expect_settled,
+            synchronous,
+            read_acknowledged(acknowledged) if acknowledged else None,
         )
     finally:
         container.close()
@@ -48,6 +65,17 @@ def audit(
     print_audit(console, report)
     if not report.ok:
         raise typer.Exit(1)
+
+
+def read_acknowledged(path: Path) -> set[str]:
+    """Purchase ids from a file: a JSON list, or one id per line."""
+    text = path.read_text()
+    if text.lstrip().startswith("["):
+        ids = orjson.loads(text)
+        if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+            raise typer.BadParameter("not a JSON list of ids", param_hint="--acknowledged")
+        return set(ids)
+    return {line.strip() for line in text.splitlines() if line.strip()}
 
 
 def register(app: typer.Typer) -> None:

@@ -13,11 +13,17 @@ import uvicorn
 
 from eventpro.api.app import HotPath, create_app
 from eventpro.api.metrics import Metrics
+from eventpro.api.protocol import (
+    HEAD_TIMEOUT,
+    GuardedHttpToolsProtocol,
+    raise_open_files_limit,
+)
 from eventpro.bootstrap import Container, bootstrap, redact
 from eventpro.config import Settings
 from eventpro.worker.loop import running
 
 log = logging.getLogger("eventpro")
+FILES_KEPT = 128  # open files kept for the stores, the queue, logs and the workers
 
 
 def run_server(settings: Settings) -> None:
@@ -33,14 +39,19 @@ def run_server(settings: Settings) -> None:
         f" workers per process={settings.workers}",
         flush=True,
     )
+    soft, _ = raise_open_files_limit()
+    os.environ[HEAD_TIMEOUT] = str(settings.head_timeout)
     options: dict[str, Any] = {
         "host": settings.host,
         "port": settings.port,
         "loop": "uvloop",
-        "http": "httptools",
+        "http": GuardedHttpToolsProtocol,
         "access_log": False,
         "log_level": settings.log_level,
         "timeout_graceful_shutdown": 30,
+        # past this many connections at once, new requests get 503 instead of the
+        # process running out of file descriptors (each connection is one)
+        "limit_concurrency": max(64, soft - FILES_KEPT),
     }
     if settings.processes > 1:
         os.environ.update(settings.as_environment())

@@ -43,6 +43,14 @@ class Strategy(enum.StrEnum):
     QUEUED = "queued"
 
 
+# What the incident's monolith (`naive`) did between reading the stock and writing it
+# back: a network round trip to the database and its own code, on an event loop busy with
+# the other buyers of the spike. Loopback alone leaves a window too narrow to race
+# reliably (with 2 and 5 ms a negative control once sold two seats only once in 7 runs),
+# and a control that sometimes does not oversell proves nothing. The replay's report says so.
+NAIVE_PAUSE_S = 0.020
+
+
 class Reason(enum.StrEnum):
     SOLD_OUT = "sold_out"
     SEAT_TAKEN = "seat_taken"

@@ -82,7 +82,13 @@ def resolve_request(
     if (section is None) == (seats is None):
         raise InvalidPurchase("give exactly one of 'section' and 'seats'", field="section")
     if seats is not None:
-        return _resolve_named_seats(event, buyer_id, tuple(seats))
+        seats = tuple(seats)
+        if quantity is not None:
+            raise QuantityOutOfRange(
+                "with 'seats', leave 'quantity' out: it is the number of seats named",
+                field="quantity",
+            )
+        return _resolve_named_seats(event, buyer_id, seats)
     assert section is not None
     found = event.section(section)
     if found is None:

@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
+from eventpro.domain.model import NAIVE_PAUSE_S
+
 if TYPE_CHECKING:
     from types import ModuleType
 
@@ -116,6 +118,7 @@ def write_report(
     page = environment.get_template("report.html").render(
         title=title,
         command=command,
+        naive_pause_ms=round(NAIVE_PAUSE_S * 1000),
         ceiling=ceiling,
         columns=columns,
         runs=[

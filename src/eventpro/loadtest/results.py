@@ -58,6 +58,14 @@ class LoadResult:
     wall_s: float
     cpu_s: list[float]  # CPU seconds of each client process
 
+    def acknowledged(self) -> set[str]:
+        """The purchase ids the server answered `202` for: each is a promise to keep."""
+        return {
+            r.purchase_id
+            for r in self.records
+            if r.purchase_id and any(a.status == 202 for a in r.attempts)
+        }
+
     def summary(self) -> dict[str, Any]:
         """Counts, latencies and rates of the whole run."""
         attempts = [a for r in self.records for a in r.attempts]

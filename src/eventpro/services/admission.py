@@ -12,11 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Generic, TypeVar
 
 import orjson
 
@@ -31,6 +29,7 @@ from eventpro.domain.errors import (
 from eventpro.domain.model import Event, Reason
 from eventpro.domain.rules import resolve_request
 from eventpro.ports import Admission, Admitted, Clock, IdSource, InventoryStore, PurchaseQueue
+from eventpro.services.cache import TtlCache
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,32 +43,6 @@ class PurchaseInput:
         """A hash of the request body, to tell a retry from a reused key."""
         body = [event_id, self.buyer_id, self.section, self.seats, self.quantity]
         return hashlib.sha256(orjson.dumps(body)).hexdigest()
-
-
-K = TypeVar("K")
-V = TypeVar("V")
-
-
-class TtlCache(Generic[K, V]):
-    """A tiny time-bounded cache: values are refreshed at most every `ttl` seconds."""
-
-    def __init__(self, ttl: float) -> None:
-        self._ttl = ttl
-        self._items: dict[K, tuple[float, V]] = {}
-
-    def get(self, key: K, load: Callable[[K], V]) -> V:
-        now = time.monotonic()
-        hit = self._items.get(key)
-        if hit is not None and now - hit[0] < self._ttl:
-            return hit[1]
-        value = load(key)
-        if len(self._items) > 10_000:
-            self._items.clear()
-        self._items[key] = (now, value)
-        return value
-
-    def forget(self, key: K) -> None:
-        self._items.pop(key, None)
 
 
 class GroupCommitter:
@@ -146,7 +119,7 @@ class AdmissionService:
         self._retry_after = retry_after
         self._events: TtlCache[str, Event | None] = TtlCache(cache_ttl)
         self._depths: TtlCache[str, int] = TtlCache(cache_ttl)
-        self._in_flight: set[tuple[str, str]] = set()
+        self._in_flight: dict[tuple[str, str], asyncio.Future[Admitted]] = {}
         self.committer = GroupCommitter(queue)
 
     def event(self, event_id: str) -> Event | None:
@@ -198,16 +171,33 @@ class AdmissionService:
         return await self._submit_once(admission, idempotency_key)
 
     async def _submit_once(self, admission: Admission, key: str) -> Admitted:
+        """Admit a keyed request; requests with the same key at once wait for the first.
+
+        If the first turns out to be a replay of a key answered before, every follower
+        gets that same first answer; if it is the key's first request, still being
+        written when they arrived, they get `IdempotencyInFlight` (409).
+        """
         scoped = (admission.event_id, key)
-        if scoped in self._in_flight:
-            raise IdempotencyInFlight(
-                "a request with this Idempotency-Key is still in progress", field="Idempotency-Key"
-            )
-        self._in_flight.add(scoped)
+        leader = self._in_flight.get(scoped)
+        if leader is not None:
+            first = await asyncio.shield(leader)
+            if not first.replayed and not first.key_mismatch:
+                raise IdempotencyInFlight(
+                    "a request with this Idempotency-Key is still in progress",
+                    field="Idempotency-Key",
+                )
+            return self._checked(await self.committer.admit(admission))
+        future = asyncio.ensure_future(self.committer.admit(admission))
+        self._in_flight[scoped] = future
         try:
-            admitted = await self.committer.admit(admission)
+            admitted = await asyncio.shield(future)
         finally:
-            self._in_flight.discard(scoped)
+            if self._in_flight.get(scoped) is future:
+                del self._in_flight[scoped]
+        return self._checked(admitted)
+
+    @staticmethod
+    def _checked(admitted: Admitted) -> Admitted:
         if admitted.key_mismatch:
             raise IdempotencyMismatch(
                 "this Idempotency-Key was used with a different body", field="Idempotency-Key"

@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass, replace
 
-from eventpro.domain.model import DecidedBatch, Purchase
+from eventpro.domain.model import DecidedBatch, Purchase, PurchaseStatus
 from eventpro.ports import Clock, Delivery, InventoryStore, PurchaseQueue, Unavailable
 
 log = logging.getLogger(__name__)
@@ -30,13 +30,20 @@ class BatchResult:
     leased: int = 0
     decided: int = 0
     dead_lettered: int = 0
+    confirmed: int = 0  # of `decided`; the others were rejected
 
     def __add__(self, other: BatchResult) -> BatchResult:
         return BatchResult(
             self.leased + other.leased,
             self.decided + other.decided,
             self.dead_lettered + other.dead_lettered,
+            self.confirmed + other.confirmed,
         )
+
+    @staticmethod
+    def of(decided: DecidedBatch) -> BatchResult:
+        confirmed = sum(d.status is PurchaseStatus.CONFIRMED for d in decided.decisions)
+        return BatchResult(decided=len(decided.decisions), confirmed=confirmed)
 
 
 def decide_next_batch(
@@ -87,7 +94,7 @@ def decide_streak(
             failure = deciding.exception()  # waits for the store
         if failure is None:
             decided = (deliveries, deciding.result())
-            result += BatchResult(decided=len(deliveries))
+            result += BatchResult.of(decided[1])
         elif isinstance(failure, Unavailable):
             raise failure
         else:
@@ -148,14 +155,16 @@ def _one_by_one(
     policy: WorkerPolicy,
     deliveries: Sequence[Delivery],
 ) -> BatchResult:
-    decided = dead = 0
+    result = BatchResult()
     for delivery in deliveries:
         try:
-            _complete(queue, [delivery], store.decide([delivery.purchase], clock.now()))
-            decided += 1
+            alone = store.decide([delivery.purchase], clock.now())
+            _complete(queue, [delivery], alone)
+            result += BatchResult.of(alone)
         except Unavailable:
             raise
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"[:500]
-            dead += queue.fail(delivery, error, policy.max_attempts, clock.now())
-    return BatchResult(decided=decided, dead_lettered=dead)
+            dead = queue.fail(delivery, error, policy.max_attempts, clock.now())
+            result += BatchResult(dead_lettered=int(dead))
+    return result

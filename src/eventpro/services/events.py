@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
 from eventpro.domain.model import Event, EventStatus, Inventory, Section
 from eventpro.domain.rules import event_status, validate_event
 from eventpro.ports import Clock, IdSource, InventoryStore, Page, PurchaseQueue
+from eventpro.services.cache import TtlCache
 from eventpro.services.wire import EventIn
 
 
@@ -92,14 +94,46 @@ def view_event(
     store: InventoryStore, queue: PurchaseQueue, clock: Clock, event_id: str
 ) -> EventView | None:
     """The event with live remaining stock, status and queue depth, or None."""
+    # The line first, then the stock: a depth of 0 then means the stock read after it is
+    # final (read the other way round, the last batch could land in between).
+    depth = queue.depth(event_id)
     inventory = store.get_inventory(event_id)
     if inventory is None:
         return None
     return EventView(
         inventory=inventory,
         status=event_status(inventory.event, inventory.remaining, clock.now()),
-        queue_depth=queue.depth(event_id),
+        queue_depth=depth,
     )
+
+
+class EventViews:
+    """`view_event`, remembered for `ttl` seconds: many readers of one event at once (a
+    listing, pollers, streams) cost one store read and one queue count a moment."""
+
+    def __init__(
+        self,
+        store: InventoryStore,
+        queue: PurchaseQueue,
+        clock: Clock,
+        ttl: float = 0.5,
+        on_view: Callable[[EventView], None] = lambda view: None,
+    ) -> None:
+        self._store, self._queue, self._clock = store, queue, clock
+        self._views: TtlCache[str, EventView | None] = TtlCache(ttl)
+        self._on_view = on_view  # told each view read from the backends
+
+    def get(self, event_id: str) -> EventView | None:
+        return self._views.get(event_id, self._read)
+
+    def _read(self, event_id: str) -> EventView | None:
+        view = view_event(self._store, self._queue, self._clock, event_id)
+        if view is not None:
+            self._on_view(view)
+        return view
+
+    def forget(self, event_id: str) -> None:
+        self._views.forget(event_id)
 
 
 def list_events(store: InventoryStore, limit: int, cursor: str | None) -> Page[Event]:

@@ -12,7 +12,16 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictInt,
+    model_validator,
+)
 
 from eventpro.domain.model import Order, Purchase
 from eventpro.domain.rules import (
@@ -28,19 +37,68 @@ if TYPE_CHECKING:
     from eventpro.services.events import EventView
     from eventpro.services.purchases import PurchaseView
 
-Label = Annotated[str, Field(min_length=1, max_length=64)]
+
+def _printable(text: str) -> str:
+    # shown to buyers and operators and printed on tickets: no control characters
+    if not text.isprintable():
+        raise ValueError("must not hold control characters")
+    return text
+
+
+def _whole(value: object) -> object:
+    # JSON Schema's integer admits 2.0; a string or a boolean stays an error (strict)
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def _text(value: object) -> object:
+    # a moment is RFC 3339 text; pydantic would also take a number of seconds
+    if not isinstance(value, str):
+        raise ValueError("a moment is RFC 3339 text, e.g. 2030-06-01T19:00:00Z")
+    return value
+
+
+Printable = AfterValidator(_printable)
+Whole = BeforeValidator(_whole)
+Label = Annotated[str, Field(min_length=1, max_length=64), Printable]
 BuyerId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.@-]{1,64}$")]
-Name = Annotated[str, Field(min_length=1, max_length=200)]
+Name = Annotated[str, Field(min_length=1, max_length=200), Printable]
+Moment = Annotated[AwareDatetime, BeforeValidator(_text)]
+# Ids are ours (`evt_…`, `pur_…`): letters, digits and a few marks; anything else names nothing.
+Id = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,100}$")]
 
 
 class Strict(BaseModel):
+    """A request body: unknown fields refused, and no field may be sent as null (an
+    optional field is left out; the documented schema says the same)."""
+
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nulls(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for name, value in data.items():
+                if value is None:
+                    raise ValueError(f"{name!r} may be left out, not sent as null")
+        return data
+
+
+def _exactly_one_of(*groups: list[str], never: list[str] | None = None) -> ConfigDict:
+    """The JSON Schema of a model validator: exactly one group of fields is given."""
+    extra: dict[str, Any] = {"oneOf": [{"required": group} for group in groups]}
+    if never:
+        extra["not"] = {"required": never}
+    return ConfigDict(extra="forbid", json_schema_extra=extra)
 
 
 class SectionIn(Strict):
-    name: Annotated[str, Field(min_length=1, max_length=100)]
-    price_cents: Annotated[StrictInt, Field(ge=0, le=10**9)]
-    capacity: Annotated[StrictInt, Field(ge=1, le=MAX_CAPACITY)] | None = None
+    model_config = _exactly_one_of(["capacity"], ["seats"])
+
+    name: Annotated[str, Field(min_length=1, max_length=100), Printable]
+    price_cents: Annotated[StrictInt, Field(ge=0, le=10**9), Whole]
+    capacity: Annotated[StrictInt, Field(ge=1, le=MAX_CAPACITY), Whole] | None = None
     seats: Annotated[list[Label], Field(min_length=1, max_length=MAX_SEATS_PER_EVENT)] | None = None
 
     @model_validator(mode="after")
@@ -53,24 +111,28 @@ class SectionIn(Strict):
 class EventIn(Strict):
     name: Name
     venue: Name
-    starts_at: AwareDatetime
-    sale_opens_at: AwareDatetime | None = None
-    per_buyer_limit: Annotated[StrictInt, Field(ge=1, le=MAX_PER_BUYER_LIMIT)] = (
+    starts_at: Moment
+    sale_opens_at: Moment | None = None
+    per_buyer_limit: Annotated[StrictInt, Field(ge=1, le=MAX_PER_BUYER_LIMIT), Whole] = (
         DEFAULT_PER_BUYER_LIMIT
     )
     sections: Annotated[list[SectionIn], Field(min_length=1, max_length=MAX_SECTIONS)]
 
 
 class PurchaseIn(Strict):
+    model_config = _exactly_one_of(["section", "quantity"], ["seats"], never=["seats", "quantity"])
+
     buyer_id: BuyerId
     section: Annotated[str, Field(min_length=1, max_length=100)] | None = None
     seats: Annotated[list[Label], Field(min_length=1, max_length=MAX_PER_BUYER_LIMIT)] | None = None
-    quantity: Annotated[StrictInt, Field(ge=1, le=MAX_PER_BUYER_LIMIT)] | None = None
+    quantity: Annotated[StrictInt, Field(ge=1, le=MAX_PER_BUYER_LIMIT), Whole] | None = None
 
 
 class RedriveIn(Strict):
-    event_id: Annotated[str, Field(min_length=1, max_length=100)] | None = None
-    purchase_ids: Annotated[list[Label], Field(min_length=1, max_length=1000)] | None = None
+    model_config = _exactly_one_of(["event_id"], ["purchase_ids"])
+
+    event_id: Id | None = None
+    purchase_ids: Annotated[list[Id], Field(min_length=1, max_length=1000)] | None = None
 
     @model_validator(mode="after")
     def _one_target(self) -> RedriveIn:

@@ -60,7 +60,7 @@ class MemoryInventoryStore(InventoryStore):
     def list_events(self, limit: int, cursor: str | None) -> Page[Event]:
         with self._lock:
             # Newest first: number the events backwards so the cursor still grows.
-            top = 1 << 62
+            top = 10**17  # a cursor is at most 18 digits
             items = sorted((top - s.seq, s.event) for s in self._stock.values())
         return page_after(items, limit, cursor)
 

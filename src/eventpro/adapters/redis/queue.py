@@ -18,7 +18,6 @@ Keys are built inside the scripts, so this targets one Redis server, not a Clust
 
 from __future__ import annotations
 
-import re
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -30,6 +29,7 @@ from urllib.parse import parse_qs, urlsplit, urlunsplit
 import orjson
 import redis
 
+from eventpro.adapters.paging import decode_cursor
 from eventpro.domain.model import (
     Decision,
     Purchase,
@@ -56,7 +56,6 @@ PACKED = (
     "event_id", "buyer_id", "section", "seats", "quantity", "amount", "key", "hash",
     "created_at",
 )  # fmt: skip
-STREAM_ID = re.compile(r"\d{1,20}-\d{1,20}")
 
 
 @contextmanager
@@ -75,11 +74,23 @@ def _script(name: str) -> str:
 
 
 def _cursor(cursor: str | None) -> int:
-    if cursor is None:
-        return 0
-    if not cursor.isdigit():
-        raise ValueError(f"invalid cursor {cursor!r}")
-    return int(cursor)
+    return decode_cursor(cursor) if cursor else 0
+
+
+# A dead-letter stream entry id "ms-seq" as one cursor of at most 18 digits:
+# (ms - ENTRY_EPOCH_MS) * ENTRY_SEQ + seq, good until the 2050s.
+ENTRY_EPOCH_MS = 1_700_000_000_000
+ENTRY_SEQ = 1_000_000
+
+
+def _digits_of(entry: str) -> int:
+    ms, seq = entry.split("-")
+    return (int(ms) - ENTRY_EPOCH_MS) * ENTRY_SEQ + int(seq)
+
+
+def _entry_of(digits: int) -> str:
+    ms, seq = divmod(digits, ENTRY_SEQ)
+    return f"{ms + ENTRY_EPOCH_MS}-{seq}"
 
 
 class RedisQueue(PurchaseQueue):
@@ -278,10 +289,8 @@ class RedisQueue(PurchaseQueue):
     def dead_letters(
         self, event_id: str | None, limit: int, cursor: str | None
     ) -> Page[DeadLetter]:
-        """Walk the dead-letter stream after the cursor (a stream entry id)."""
-        if cursor is not None and not STREAM_ID.fullmatch(cursor):
-            raise ValueError(f"invalid cursor {cursor!r}")
-        after = f"({cursor}" if cursor else "-"
+        """Walk the dead-letter stream after the cursor (a stream entry id, as digits)."""
+        after = f"({_entry_of(decode_cursor(cursor))}" if cursor else "-"
         chosen: list[tuple[str, str]] = []  # (entry id, purchase id)
         while len(chosen) <= limit:
             with mapped_errors():
@@ -309,7 +318,7 @@ class RedisQueue(PurchaseQueue):
             DeadLetter(p, int(attempts), error, datetime.fromisoformat(failed_at))
             for p, (attempts, error, failed_at) in zip(purchases, details, strict=True)
         ]
-        return Page(letters, chosen[-1][0] if more else None)
+        return Page(letters, str(_digits_of(chosen[-1][0])) if more else None)
 
     def redrive(self, event_id: str | None, purchase_ids: Sequence[str] | None) -> int:
         with mapped_errors():
@@ -326,10 +335,10 @@ class RedisQueue(PurchaseQueue):
         """A 202 promises survival of a crash: only an append-only file keeps that promise."""
         try:
             config = cast(dict[str, str], self.client.config_get("append*"))
-        except redis.ResponseError as exc:  # CONFIG renamed or forbidden
-            return f"cannot tell whether Redis persists its data ({exc})"
-        except redis.RedisError as exc:
-            return f"cannot reach Redis to check persistence ({exc})"
+        except redis.ResponseError:  # CONFIG renamed or forbidden
+            return "cannot tell whether Redis persists its data (CONFIG GET is refused)"
+        except redis.RedisError:
+            return "cannot reach Redis to check whether it persists its data"
         if config.get("appendonly") != "yes":
             return (
                 "Redis keeps no append-only file (appendonly no): a Redis restart loses"

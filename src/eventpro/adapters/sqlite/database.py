@@ -14,6 +14,10 @@ from urllib.parse import parse_qs, urlsplit
 from eventpro.ports import Conflict, Misconfigured, StoreError, Unavailable
 
 BUSY_TIMEOUT_MS = 5_000
+# WAL checkpoints run in a thread of their own, every so often, instead of inside the
+# commit that crosses the auto-checkpoint size: that commit (a group of admissions)
+# would wait tens of milliseconds for it. PASSIVE never waits for readers or writers.
+CHECKPOINT_EVERY = 0.2  # seconds
 CACHE_KIB = 8_192  # per connection; bounded, so memory stays flat however long the line
 # FULL makes every commit durable across power loss, not only a process crash; group
 # commit amortises the fsync over a whole group of admissions or a batch of decisions.
@@ -61,6 +65,11 @@ class SqliteDatabase:
         self._lock = threading.Lock()
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         self.migrate()
+        self._stop = threading.Event()
+        self._checkpointer = threading.Thread(
+            target=self._checkpoint, name="eventpro-checkpoint", daemon=True
+        )
+        self._checkpointer.start()
 
     def connection(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
@@ -76,6 +85,7 @@ class SqliteDatabase:
                 conn.execute(f"PRAGMA synchronous={self._synchronous}")
                 conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
                 conn.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
+                conn.execute("PRAGMA wal_autocheckpoint=0")  # see CHECKPOINT_EVERY
                 conn.execute("PRAGMA temp_store=MEMORY")
             self._local.conn = conn
             with self._lock:
@@ -140,11 +150,24 @@ class SqliteDatabase:
                         conn.execute(statement)
                 conn.execute(f"PRAGMA user_version={number}")
 
+    def _checkpoint(self) -> None:
+        """Copy the WAL into the database file now and then, beside the writers."""
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        try:
+            while not self._stop.wait(CHECKPOINT_EVERY):
+                with contextlib.suppress(sqlite3.Error):  # busy now: the next one will do
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        finally:
+            conn.close()
+
     def ping(self) -> None:
         with mapped_errors():
             self.connection().execute("SELECT 1").fetchone()
 
     def close(self) -> None:
+        self._stop.set()
+        if self._checkpointer is not threading.current_thread():
+            self._checkpointer.join(timeout=5)
         with self._lock:
             for conn in self._all:
                 with contextlib.suppress(sqlite3.ProgrammingError):

@@ -139,8 +139,12 @@ class SqliteQueue(PurchaseQueue):
             ).fetchall()
             _record_decisions(conn, [(purchases[pid], by_id[pid]) for pid, _ in removed])
             conn.executemany(
-                "UPDATE lines SET undecided = undecided - 1, ready = ready - ? WHERE event_id = ?",
-                [(0 if dead else 1, purchases[pid].event_id) for pid, dead in removed],
+                "UPDATE lines SET undecided = undecided - 1, ready = ready - ?,"
+                " decided_top = max(decided_top, ?) WHERE event_id = ?",
+                [
+                    (0 if dead else 1, purchases[pid].position, purchases[pid].event_id)
+                    for pid, dead in removed
+                ],
             )
             _release_if_done(conn, deliveries[0])
 
@@ -177,12 +181,25 @@ class SqliteQueue(PurchaseQueue):
         return purchase_from_row(row) if row else None
 
     def ahead(self, purchase: Purchase) -> int:
+        """O(log n): counters above the highest decided position, the few left behind
+        below it (see migrations/0003)."""
         if purchase.position is None:
             return 0
+        position = purchase.position
         with self.db.read() as conn:
+            row = conn.execute(
+                "SELECT undecided, next_position, decided_top FROM lines WHERE event_id = ?",
+                (purchase.event_id,),
+            ).fetchone()
+            if row is None:
+                return 0
+            undecided, next_position, top = row
+            if position > top:  # every position from here on is undecided: no scan
+                return max(0, int(undecided) - (int(next_position) - position))
+            # below the top only the requests left behind remain in the line: few rows
             (count,) = conn.execute(
                 "SELECT count(*) FROM line WHERE event_id = ? AND position < ?",
-                (purchase.event_id, purchase.position),
+                (purchase.event_id, position),
             ).fetchone()
         return int(count)
 

@@ -7,20 +7,20 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from eventpro.api.body import documented, parse_body
-from eventpro.api.deps import Admin, AdmissionDep, ContainerDep, Cursor, Limit
+from eventpro.api.deps import Admin, AdmissionDep, ContainerDep, Cursor, Limit, ViewsDep
 from eventpro.api.routes.common import errors, json_response, not_found, page_json, paged
 from eventpro.api.routes.events import event_answer
-from eventpro.api.schemas import EventOut
+from eventpro.api.schemas import DeadLetterPage, EventOut, Redriven
 from eventpro.services import events as event_service
 from eventpro.services.wire import RedriveIn, dead_letter_json
 
 router = APIRouter(tags=["operations"], dependencies=[Admin])
 
 
-@router.get("/v1/admin/dead-letters", responses=errors(401, 422))
+@router.get("/v1/admin/dead-letters", response_model=DeadLetterPage, responses=errors(401, 422))
 async def dead_letters(
     container: ContainerDep,
-    event_id: str | None = Query(None, max_length=100),
+    event_id: str | None = Query(None, pattern=r"^[A-Za-z0-9_.-]{1,100}$"),
     limit: Limit = 100,
     cursor: Cursor = None,
 ) -> Response:
@@ -33,7 +33,8 @@ async def dead_letters(
 
 @router.post(
     "/v1/admin/dead-letters/redrive",
-    responses=errors(400, 401, 422),
+    response_model=Redriven,
+    responses=errors(400, 401, 413, 422),
     openapi_extra=documented(RedriveIn),
 )
 async def redrive(request: Request, container: ContainerDep) -> Response:
@@ -44,26 +45,35 @@ async def redrive(request: Request, container: ContainerDep) -> Response:
 
 
 async def _set_paused(
-    container: ContainerDep, admission: AdmissionDep, event_id: str, paused: bool
+    container: ContainerDep,
+    admission: AdmissionDep,
+    views: ViewsDep,
+    event_id: str,
+    paused: bool,
 ) -> Response:
     found = await run_in_threadpool(event_service.set_paused, container.store, event_id, paused)
     if not found:
         raise not_found("event", event_id)
     admission.forget_event(event_id)
+    views.forget(event_id)
     return json_response(await event_answer(container, event_id))
 
 
 @router.post(
     "/v1/admin/events/{event_id}/pause", response_model=EventOut, responses=errors(401, 404)
 )
-async def pause(event_id: str, container: ContainerDep, admission: AdmissionDep) -> Response:
+async def pause(
+    event_id: str, container: ContainerDep, admission: AdmissionDep, views: ViewsDep
+) -> Response:
     """Stop admission for one event: purchases get 429 and the line keeps its order."""
-    return await _set_paused(container, admission, event_id, True)
+    return await _set_paused(container, admission, views, event_id, True)
 
 
 @router.post(
     "/v1/admin/events/{event_id}/resume", response_model=EventOut, responses=errors(401, 404)
 )
-async def resume(event_id: str, container: ContainerDep, admission: AdmissionDep) -> Response:
+async def resume(
+    event_id: str, container: ContainerDep, admission: AdmissionDep, views: ViewsDep
+) -> Response:
     """Restart admission for one event."""
-    return await _set_paused(container, admission, event_id, False)
+    return await _set_paused(container, admission, views, event_id, False)

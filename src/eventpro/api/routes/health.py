@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import APIRouter
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.concurrency import run_in_threadpool
@@ -9,18 +11,20 @@ from starlette.responses import Response
 
 from eventpro.api.deps import ContainerDep, MetricsDep
 from eventpro.api.routes.common import errors, json_response
+from eventpro.api.schemas import Alive, Ready
 from eventpro.ports import StoreError
 
 router = APIRouter(tags=["health"])
+log = logging.getLogger(__name__)
 
 
-@router.get("/healthz")
+@router.get("/healthz", response_model=Alive)
 async def healthz() -> Response:
     """The process is alive."""
     return json_response({"status": "ok"})
 
 
-@router.get("/readyz", responses=errors(503))
+@router.get("/readyz", response_model=Ready, responses=errors(503))
 async def readyz(container: ContainerDep) -> Response:
     """Every backend answers: 200, else 503 naming the backend that does not.
 
@@ -33,7 +37,8 @@ async def readyz(container: ContainerDep) -> Response:
             await run_in_threadpool(backend.ping)
             states[name] = "ok"
         except StoreError as exc:
-            states[name] = f"unavailable: {exc}"
+            log.warning("readyz: the %s is unavailable: %s", name, exc)
+            states[name] = "unavailable"  # the cause stays in the log: /readyz is public
     failing = [name for name, state in states.items() if state != "ok"]
     if failing:
         retry = str(container.settings.retry_after)

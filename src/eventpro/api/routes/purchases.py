@@ -14,7 +14,7 @@ from eventpro.api.deps import Admin, ContainerDep, Cursor, Limit
 from eventpro.api.errors import ApiError
 from eventpro.api.metrics import Metrics
 from eventpro.api.routes.common import errors, json_response, not_found, page_json, paged
-from eventpro.api.schemas import OrderOut, PurchaseAccepted, PurchaseOut
+from eventpro.api.schemas import OrderOut, OrderPage, PurchaseAccepted, PurchaseOut, PurchasePage
 from eventpro.domain.errors import Refused
 from eventpro.domain.model import PurchaseStatus
 from eventpro.services.admission import PurchaseInput
@@ -162,7 +162,12 @@ async def get_order(order_id: str, container: ContainerDep) -> Response:
     return json_response(order_json(order))
 
 
-@router.get("/v1/events/{event_id}/orders", dependencies=[Admin], responses=errors(401, 404, 422))
+@router.get(
+    "/v1/events/{event_id}/orders",
+    response_model=OrderPage,
+    dependencies=[Admin],
+    responses=errors(401, 404, 422),
+)
 async def list_orders(
     event_id: str, container: ContainerDep, limit: Limit = 100, cursor: Cursor = None
 ) -> Response:
@@ -175,7 +180,10 @@ async def list_orders(
 
 
 @router.get(
-    "/v1/events/{event_id}/purchases", dependencies=[Admin], responses=errors(401, 404, 422)
+    "/v1/events/{event_id}/purchases",
+    response_model=PurchasePage,
+    dependencies=[Admin],
+    responses=errors(401, 404, 422),
 )
 async def list_purchases(
     event_id: str,
