@@ -1,9 +1,9 @@
 """A flash sale on the AWS tier through the real CLI: `eventpro aws provision`, two API
 processes (`eventpro serve --processes 2`) and two `eventpro worker` processes on the
-emulator, thousands of concurrent buyers, one worker SIGKILLed mid-sale (after its
-conditional writes, before some completions, wherever it happens to be), then `eventpro audit --acknowledged` with
-every purchase a buyer was answered 202 for. The emulator counts the AWS calls by
-operation: the test reports them per purchase and holds them to a bound.
+emulator, thousands of concurrent buyers, one worker SIGKILLed mid-sale (wherever it
+happens to be: between conditional writes and completions, or not), then `eventpro audit
+--acknowledged` with every purchase a buyer was answered 202 for. The emulator counts the
+AWS calls by operation: the test reports them per purchase and holds them to a bound.
 """
 
 from __future__ import annotations
