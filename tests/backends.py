@@ -1,10 +1,13 @@
 """The backends every adapter test runs on, built by URL on a fresh, private scope.
 
 Stores: `memory` (the reference model), `sqlite` (a fresh file), `postgres` (a fresh
-schema), `mysql` (a fresh database); queues: `memory`, `sqlite`, `redis` (a fresh key
-prefix). The servers are those of `EVENTPRO_TEST_POSTGRES_URL`, `EVENTPRO_TEST_REDIS_URL`
-and `EVENTPRO_TEST_MYSQL_URL` (the Makefile points them at 127.0.0.1). One that is not
-set or does not answer skips its backend, naming why; under `CI=true` it fails instead.
+schema), `mysql` (a fresh database), `dynamodb` (fresh tables); queues: `memory`,
+`sqlite`, `redis` (a fresh key prefix), `dynamodb`. The servers are those of
+`EVENTPRO_TEST_POSTGRES_URL`, `EVENTPRO_TEST_REDIS_URL` and `EVENTPRO_TEST_MYSQL_URL`
+(the Makefile points them at 127.0.0.1); DynamoDB is `EVENTPRO_TEST_DYNAMODB_URL` or,
+when that is not set, the moto emulator of `tests/aws_support.py`, started on first use.
+One that is not set or does not answer skips its backend, naming why; under `CI=true` it
+fails instead.
 """
 
 from __future__ import annotations
@@ -19,13 +22,15 @@ import pytest
 
 from eventpro.bootstrap import drop_scope, open_queue, open_store, scoped_url
 from eventpro.ports import InventoryStore, PurchaseQueue, Unavailable
+from tests.aws_support import emulator_url
 
-STORES = ["memory", "sqlite", "postgres", "mysql"]
-QUEUES = ["memory", "sqlite", "redis"]
+STORES = ["memory", "sqlite", "postgres", "mysql", "dynamodb"]
+QUEUES = ["memory", "sqlite", "redis", "dynamodb"]
 SERVERS = {
     "postgres": "EVENTPRO_TEST_POSTGRES_URL",
     "mysql": "EVENTPRO_TEST_MYSQL_URL",
     "redis": "EVENTPRO_TEST_REDIS_URL",
+    "dynamodb": "EVENTPRO_TEST_DYNAMODB_URL",
 }
 IN_CI = os.environ.get("CI") == "true"
 _unreachable: dict[str, str] = {}
@@ -52,9 +57,18 @@ def backend_url(backend: str, tmp_path: Path) -> str:
     if backend == "sqlite":
         return f"sqlite:///{tmp_path / 'contract.db'}"
     server = os.environ.get(SERVERS[backend])
+    if not server and backend == "dynamodb":
+        server = _emulated_dynamodb()
     if not server:
         unreachable(backend, f"{SERVERS[backend]} is not set")
     return scoped_url(server, f"eventpro_test_{uuid.uuid4().hex[:12]}")
+
+
+def _emulated_dynamodb() -> str:
+    try:
+        return emulator_url()
+    except (OSError, RuntimeError) as exc:
+        unreachable("dynamodb", f"the AWS emulator did not start: {exc}")
 
 
 def opened(backend: str, url: str, open_: type) -> Iterator[InventoryStore | PurchaseQueue]:

@@ -36,6 +36,7 @@ open_store = adapters.open_store
 open_queue = adapters.open_queue
 scoped_url = adapters.scoped_url
 drop_scope = adapters.drop_scope
+provision = adapters.provision
 bare_batched_writes = adapters.bare_batched_writes
 max_connections = adapters.max_connections
 
@@ -48,8 +49,9 @@ def open_seller(settings: Settings) -> SynchronousSeller:
 def worker_policy(settings: Settings) -> WorkerPolicy:
     """How workers decide, from the settings."""
     s = settings
-    # one SQLite file for both gains nothing from deciding while the queue works
-    separate = s.database_url != s.effective_queue_url
+    # one SQLite file for both gains nothing from deciding while the queue works; one
+    # dynamodb:// URL names two tables, which do gain
+    separate = s.database_url != s.effective_queue_url or s.database_url.startswith("dynamodb:")
     return WorkerPolicy(s.batch_size, s.visibility_timeout, s.max_attempts, overlap=separate)
 
 

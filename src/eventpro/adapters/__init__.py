@@ -7,7 +7,8 @@ lazily, so a backend's driver is needed only when that backend is used:
 - `scoped_url(url, scope)`: the URL of a fresh, private part of that server (a schema, a
   key prefix, a database) for one test or benchmark run, and `drop_scope(url)` to remove it;
 - `bare_batched_writes(url, requests, batch_size)` (SQL stores): the store's own ceiling,
-  a bare loop of batched conditional writes, which the benchmark compares workers with.
+  a bare loop of batched conditional writes, which the benchmark compares workers with;
+- `provision(url)` (DynamoDB): create the tables the URL names, idempotently.
 
 Only `eventpro.bootstrap` (and the adapters' own tests) import this module.
 """
@@ -33,9 +34,10 @@ PACKAGES: dict[str, str] = {
     "mysql": "eventpro.adapters.mysql",
     "mariadb": "eventpro.adapters.mysql",
     "redis": "eventpro.adapters.redis",
+    "dynamodb": "eventpro.adapters.dynamodb",
 }
 STORES = frozenset(PACKAGES) - {"redis"}
-QUEUES = frozenset({"memory", "memory+unsafe", "sqlite", "redis"})
+QUEUES = frozenset({"memory", "memory+unsafe", "sqlite", "redis", "dynamodb"})
 # The extra that installs a scheme's driver.
 EXTRAS: dict[str, str] = {
     "postgresql": "postgres",
@@ -44,6 +46,7 @@ EXTRAS: dict[str, str] = {
     "redis": "redis",
     "mysql": "mysql",
     "mariadb": "mysql",
+    "dynamodb": "aws",
 }
 SELLER_SCHEMES = frozenset({"sqlite", "postgresql", "postgres", "mysql", "mariadb"})
 
@@ -90,6 +93,12 @@ def scoped_url(url: str, scope: str) -> str:
 def drop_scope(url: str) -> None:
     """Remove everything stored under a URL made by `scoped_url`."""
     _function(url, "drop_scope")(url)
+
+
+def provision(url: str) -> list[str]:
+    """Create what `url` names on its server (DynamoDB tables), leaving what exists; one
+    line per thing, saying what was done."""
+    return cast(list[str], _function(url, "provision")(url))
 
 
 def bare_batched_writes(url: str, requests: int, batch_size: int) -> list[tuple[float, int]]:

@@ -13,6 +13,7 @@ from typing import Annotated
 import typer
 
 from eventpro.cli import audit as audit_commands
+from eventpro.cli import aws as aws_commands
 from eventpro.cli import dlq as dlq_commands
 from eventpro.cli import events as event_commands
 from eventpro.cli import loadtest as loadtest_commands
@@ -50,6 +51,7 @@ dlq_commands.register(app)
 audit_commands.register(app)
 loadtest_commands.register(app)
 replay_commands.register(app)
+aws_commands.register(app)
 app.command()(demo)
 app.command()(bench)
 
