@@ -5,8 +5,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from functools import partial
 
 from fastapi import FastAPI
 from starlette.applications import Starlette
@@ -23,6 +24,8 @@ from eventpro.api.routes import admin, events, health, purchases, streams
 from eventpro.bootstrap import Container
 from eventpro.config import Settings
 from eventpro.services.events import EventViews
+from eventpro.services.polls import PollReader
+from eventpro.services.purchases import PurchaseView, view_purchase
 
 log = logging.getLogger(__name__)
 
@@ -44,10 +47,12 @@ def create_app(
         if synchronous is not None:
             metrics.watch_pool(synchronous.pool_counts)
         log.info("serving with strategy %s", settings.strategy)
+        app.state.polls = polls = PollReader(partial(read_views, container))
         try:
             async with background() if background else contextlib.nullcontext():
                 yield
         finally:
+            polls.close()
             if synchronous is not None:
                 synchronous.close()
             admission.close()
@@ -85,6 +90,16 @@ def create_app(
 
 PURCHASES = "/v1/events/{event_id}/purchases"
 PURCHASE = "/v1/purchases/{purchase_id}"
+
+
+def read_views(container: Container, purchase_ids: Sequence[str]) -> dict[str, PurchaseView]:
+    """The purchases of a group of polls, read in the poll reader's thread."""
+    views = {}
+    for purchase_id in purchase_ids:
+        view = view_purchase(container.store, container.queue, purchase_id)
+        if view is not None:
+            views[purchase_id] = view
+    return views
 
 
 def _admin_token(settings: Settings) -> bytes:

@@ -18,6 +18,7 @@ import secrets
 import shutil
 import subprocess
 import tempfile
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from eventpro.loadtest.process import free_port, peak_rss_mib, served
 from eventpro.ports import Admission, IdSource, PurchaseQueue
 
 FIRST_LINE = 10_000
+SETTLE_S = 5.0
 GROUP = 2_000  # admissions a call: a group commit, as the API makes them
 WRK_POST = """
 counter = 0
@@ -85,6 +87,7 @@ def _measure(
         tail = more[-1] if more else tail_small
     finally:
         queue.close()
+    time.sleep(SETTLE_S)  # the backends absorb the fill (SQLite checkpoints its WAL)
     poll_head = _wrk(wrk, f"{base}/v1/purchases/{head}", duration)
     poll_tail = _wrk(wrk, f"{base}/v1/purchases/{tail}", duration)
     admission = _wrk(wrk, f"{base}/v1/events/{event_id}/purchases", duration, WRK_POST)

@@ -18,6 +18,7 @@ from eventpro.api.schemas import OrderOut, OrderPage, PurchaseAccepted, Purchase
 from eventpro.domain.errors import Refused
 from eventpro.domain.model import PurchaseStatus
 from eventpro.services.admission import PurchaseInput
+from eventpro.services.polls import PollReader
 from eventpro.services.purchases import PurchaseView, view_purchase
 from eventpro.services.selling import SynchronousSale
 from eventpro.services.wire import (
@@ -126,13 +127,17 @@ async def purchase_answer(container: ContainerDep, purchase_id: str) -> Purchase
 
 
 @router.get("/v1/purchases/{purchase_id}", response_model=PurchaseOut, responses=errors(404))
-async def get_purchase(purchase_id: str, container: ContainerDep) -> Response:
+async def get_purchase(purchase_id: str, request: Request) -> Response:
     """Where a purchase stands: queued (with `ahead`), confirmed, rejected or failed.
 
     A queued answer says in `Retry-After` when asking again is worth it, so that tens of
-    thousands of waiting buyers polling do not crowd out the sale they wait for.
+    thousands of waiting buyers polling do not crowd out the sale they wait for. Polls of
+    one moment are read together (`services/polls.py`).
     """
-    view = await purchase_answer(container, purchase_id)
+    polls: PollReader = request.app.state.polls
+    view = await polls.view(purchase_id)
+    if view is None:
+        raise not_found("purchase", purchase_id)
     headers = None
     if not view.purchase.status.is_final:
         headers = {"Retry-After": str(poll_after(view.ahead))}
@@ -141,7 +146,7 @@ async def get_purchase(purchase_id: str, container: ContainerDep) -> Response:
 
 async def fast_get_purchase(request: Request) -> Response:
     """`get_purchase` as a bare Starlette route: every buyer in line polls it."""
-    return await get_purchase(request.path_params["purchase_id"], request.app.state.container)
+    return await get_purchase(request.path_params["purchase_id"], request)
 
 
 POLL_RATE = 2_000  # decisions per second assumed when pacing polls: a low, safe estimate

@@ -1,0 +1,69 @@
+"""Buyers' polls, read in groups: what many buyers ask at one moment costs one batch read.
+
+Tens of thousands of waiting buyers poll `GET /v1/purchases/{id}` about once a second.
+Each poll on its own cost a hop to a thread and two or three reads of the backends; a
+poll cost more than an admission, which the group committer already writes in groups.
+`PollReader` gathers the polls that arrive while a read is under way and reads them with
+one call of `read_many` (one transaction, or one pipeline) in a worker thread; a few
+groups may be read at once, since reads need no order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+from eventpro.services.purchases import PurchaseView
+
+ReadMany = Callable[[Sequence[str]], dict[str, PurchaseView]]
+
+
+class PollReader:
+    """`view(purchase_id)` for an event loop, read in groups by `read_many`."""
+
+    def __init__(self, read_many: ReadMany, max_group: int = 500, readers: int = 4) -> None:
+        self._read_many = read_many
+        self._max_group = max_group
+        self._readers = asyncio.Semaphore(readers)
+        self._executor = ThreadPoolExecutor(readers, thread_name_prefix="eventpro-polls")
+        self._pending: list[tuple[str, asyncio.Future[PurchaseView | None]]] = []
+        self._gathering = False
+
+    async def view(self, purchase_id: str) -> PurchaseView | None:
+        """The purchase with `ahead` and its order, or None for an unknown id."""
+        future: asyncio.Future[PurchaseView | None] = asyncio.get_running_loop().create_future()
+        self._pending.append((purchase_id, future))
+        if not self._gathering:
+            self._gathering = True
+            asyncio.get_running_loop().create_task(self._gather())
+        return await future
+
+    async def _gather(self) -> None:
+        try:
+            while self._pending:
+                await self._readers.acquire()  # wait for a free reader: meanwhile, more come
+                group = self._pending[: self._max_group]
+                del self._pending[: self._max_group]
+                asyncio.get_running_loop().create_task(self._read(group))
+        finally:
+            self._gathering = False
+
+    async def _read(self, group: list[tuple[str, asyncio.Future[PurchaseView | None]]]) -> None:
+        try:
+            ids = list(dict.fromkeys(purchase_id for purchase_id, _ in group))
+            loop = asyncio.get_running_loop()
+            views = await loop.run_in_executor(self._executor, self._read_many, ids)
+        except Exception as exc:
+            for _, future in group:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        finally:
+            self._readers.release()
+        for purchase_id, future in group:
+            if not future.done():
+                future.set_result(views.get(purchase_id))
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True)
