@@ -138,13 +138,18 @@ class SqliteQueue(PurchaseQueue):
                 (orjson.dumps(list(purchases)).decode(),),
             ).fetchall()
             _record_decisions(conn, [(purchases[pid], by_id[pid]) for pid, _ in removed])
+            # each event's counters once, not once per request: a batch is one event
+            left: dict[str, list[int]] = {}  # event -> [removed, ready removed, top]
+            for pid, dead in removed:
+                purchase = purchases[pid]
+                counts = left.setdefault(purchase.event_id, [0, 0, 0])
+                counts[0] += 1
+                counts[1] += 0 if dead else 1
+                counts[2] = max(counts[2], purchase.position or 0)
             conn.executemany(
-                "UPDATE lines SET undecided = undecided - 1, ready = ready - ?,"
+                "UPDATE lines SET undecided = undecided - ?, ready = ready - ?,"
                 " decided_top = max(decided_top, ?) WHERE event_id = ?",
-                [
-                    (0 if dead else 1, purchases[pid].position, purchases[pid].event_id)
-                    for pid, dead in removed
-                ],
+                [(*counts, event_id) for event_id, counts in left.items()],
             )
             _release_if_done(conn, deliveries[0])
 
