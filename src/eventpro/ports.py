@@ -258,6 +258,21 @@ class PurchaseQueue(abc.ABC):
     def ahead(self, purchase: Purchase) -> int:
         """How many undecided requests of the same event have a lower position."""
 
+    def watch(self, purchase_ids: Sequence[str]) -> dict[str, tuple[Purchase, int]]:
+        """Each known purchase with its `ahead` (0 once decided), read as one batch.
+
+        The live streams call this once per tick for every purchase they watch. This
+        default asks `get_purchase` and `ahead` per id; adapters override it with one
+        round trip (a snapshot is not required: each pair is as fresh as its own read).
+        """
+        found: dict[str, tuple[Purchase, int]] = {}
+        for purchase_id in purchase_ids:
+            purchase = self.get_purchase(purchase_id)
+            if purchase is not None:
+                undecided = purchase.status in (PurchaseStatus.QUEUED, PurchaseStatus.FAILED)
+                found[purchase_id] = (purchase, self.ahead(purchase) if undecided else 0)
+        return found
+
     @abc.abstractmethod
     def depth(self, event_id: str) -> int:
         """How many admitted requests of the event are not decided yet."""

@@ -18,6 +18,7 @@ from eventpro.api import errors
 from eventpro.api.limits import BodyLimit
 from eventpro.api.metrics import Metrics
 from eventpro.api.routes import admin, events, health, purchases, streams
+from eventpro.api.watch import Hub
 from eventpro.bootstrap import Container
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,7 @@ def create_app(
             async with background() if background else contextlib.nullcontext():
                 yield
         finally:
+            await hub.close()
             if synchronous is not None:
                 synchronous.close()
             admission.close()
@@ -58,6 +60,8 @@ def create_app(
     app.state.container = container
     app.state.metrics = metrics
     app.state.admin_token = settings.admin_token.get_secret_value().encode()
+    app.state.hub = hub = Hub(container, settings.max_streams, settings.max_streams_per_client)
+    metrics.streams_open.set_function(lambda: hub.open)
     for module in (events, purchases, streams, admin, health):
         app.include_router(module.router)
     # The hot path, as a bare Starlette app beside FastAPI's (see `purchases.fast_purchase`).

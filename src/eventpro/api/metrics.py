@@ -53,6 +53,15 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.streams_open = Gauge(
+            "eventpro_streams_open", "live streams open in this process", registry=self.registry
+        )
+        self.streams_refused = Counter(
+            "eventpro_streams_refused_total",
+            "live streams refused with 429: too many open in the process or from one client",
+            registry=self.registry,
+        )
+
         # Labelled children, cached: `labels()` takes a lock and builds a key every call.
         self._request_counters: dict[tuple[str, int], Counter] = {}
         self._admission_counters: dict[str, Counter] = {}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from eventpro.domain.model import Order, Purchase, PurchaseStatus
@@ -26,3 +27,15 @@ def view_purchase(
     ahead = queue.ahead(purchase) if undecided else 0
     order = store.get_order(purchase.order_id) if purchase.order_id else None
     return PurchaseView(purchase, ahead, order)
+
+
+def view_purchases(
+    store: InventoryStore, queue: PurchaseQueue, purchase_ids: Sequence[str]
+) -> dict[str, PurchaseView]:
+    """Several purchases at once (the live streams' tick): one batch read of the line, and
+    the order of each confirmed one. Unknown ids are left out."""
+    views: dict[str, PurchaseView] = {}
+    for purchase_id, (purchase, ahead) in queue.watch(purchase_ids).items():
+        order = store.get_order(purchase.order_id) if purchase.order_id else None
+        views[purchase_id] = PurchaseView(purchase, ahead, order)
+    return views

@@ -234,6 +234,30 @@ class RedisQueue(PurchaseQueue):
             pipe.zcount(self._key("deadline", purchase.event_id), "-inf", below)
             return sum(int(n) for n in pipe.execute())
 
+    def watch(self, purchase_ids: Sequence[str]) -> dict[str, tuple[Purchase, int]]:
+        """Two pipelined round trips: every purchase's hash, then two counts per undecided one."""
+        with mapped_errors():
+            pipe = self.client.pipeline(transaction=False)
+            for purchase_id in purchase_ids:
+                pipe.hgetall(self._key("p", purchase_id))
+            rows = cast(list[dict[str, str]], pipe.execute())
+            found = [
+                _purchase(pid, row) for pid, row in zip(purchase_ids, rows, strict=True) if row
+            ]
+            waiting = [
+                p
+                for p in found
+                if p.position is not None
+                and p.status in (PurchaseStatus.QUEUED, PurchaseStatus.FAILED)
+            ]
+            pipe = self.client.pipeline(transaction=False)
+            for p in waiting:
+                pipe.zcount(self._key("line", p.event_id), "-inf", f"({p.position}")
+                pipe.zcount(self._key("deadline", p.event_id), "-inf", f"({p.position}")
+            counts = [int(n) for n in pipe.execute()] if waiting else []
+        ahead = {p.id: counts[2 * i] + counts[2 * i + 1] for i, p in enumerate(waiting)}
+        return {p.id: (p, ahead.get(p.id, 0)) for p in found}
+
     def depth(self, event_id: str) -> int:
         with mapped_errors():
             pipe = self.client.pipeline(transaction=False)

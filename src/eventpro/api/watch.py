@@ -1,0 +1,219 @@
+"""One watcher per event and process feeds every live stream of that event.
+
+A stream does not read the store itself: it subscribes to its event's `Watcher`, which
+reads the event (at most once a second) and every watched purchase (one batch, a few
+times a second) while at least one stream is open, and hands each stream the newest body
+that changed for it. Ten thousand streams on one event cost one read per tick, not ten
+thousand.
+
+On the cluster tier the watcher polls the shared PostgreSQL store and Redis line, so a
+decision made by a worker on any machine reaches every API process within one tick.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from eventpro.bootstrap import Container
+from eventpro.services.events import view_event
+from eventpro.services.purchases import PurchaseView, view_purchases
+from eventpro.services.wire import event_json, purchase_json
+
+log = logging.getLogger(__name__)
+
+TICK = 0.25  # seconds between reads of the watched purchases: a few updates a second
+EVENT_EVERY = 1.0  # seconds between reads of the event itself: at most once a second
+CHANGES = ("status", "ahead", "reason", "order")  # what a purchase stream sends updates for
+
+
+@dataclass(eq=False)
+class Subscriber:
+    """One open stream: the newest body not yet sent, and a flag that wakes the stream."""
+
+    purchase_id: str | None = None
+    body: dict[str, Any] | None = None
+    final: bool = False
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def offer(self, body: dict[str, Any], final: bool) -> None:
+        self.body, self.final = body, final
+        self.changed.set()
+
+    def take(self) -> tuple[dict[str, Any] | None, bool]:
+        self.changed.clear()
+        body, self.body = self.body, None
+        return body, self.final
+
+
+class Eta:
+    """Seconds until a queued purchase's turn, from how fast `ahead` has been falling."""
+
+    def __init__(self) -> None:
+        self.first: tuple[float, int] | None = None
+
+    def __call__(self, ahead: int) -> float | None:
+        now = time.monotonic()
+        if self.first is None:
+            self.first = (now, ahead)
+            return None
+        start, start_ahead = self.first
+        rate = (start_ahead - ahead) / (now - start) if now > start else 0
+        return round(ahead / rate, 1) if rate > 0 else None
+
+
+def purchase_body(view: PurchaseView, eta: Eta | None = None) -> tuple[dict[str, Any], bool]:
+    """The stream's JSON of a purchase (the GET's, plus `eta_seconds` while undecided)."""
+    body: dict[str, Any] = purchase_json(view)
+    final = view.purchase.status.is_final
+    if not final:
+        body["eta_seconds"] = eta(view.ahead) if eta else None
+    return body, final
+
+
+class Watcher:
+    """The reads of one event for every stream of it in this process."""
+
+    def __init__(self, container: Container, event_id: str, on_idle: Callable[[], None]) -> None:
+        self.container, self.event_id, self._on_idle = container, event_id, on_idle
+        self.event_streams: set[Subscriber] = set()
+        self.purchase_streams: dict[str, set[Subscriber]] = {}
+        self._etas: dict[str, Eta] = {}
+        self._last: dict[str, tuple[dict[str, Any], bool]] = {}
+        self._event_read_at = 0.0
+        self._task: asyncio.Task[None] | None = None
+
+    def add(self, subscriber: Subscriber) -> None:
+        if subscriber.purchase_id is None:
+            self.event_streams.add(subscriber)
+            self._event_read_at = 0.0  # a new event stream wants the event at once
+        else:
+            self.purchase_streams.setdefault(subscriber.purchase_id, set()).add(subscriber)
+            last = self._last.get(subscriber.purchase_id)
+            if last is not None:  # what the other streams of this purchase were sent last
+                subscriber.offer(*last)
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    def remove(self, subscriber: Subscriber) -> None:
+        if subscriber.purchase_id is None:
+            self.event_streams.discard(subscriber)
+            return
+        streams = self.purchase_streams.get(subscriber.purchase_id)
+        if streams is not None:
+            streams.discard(subscriber)
+            if not streams:
+                del self.purchase_streams[subscriber.purchase_id]
+                self._etas.pop(subscriber.purchase_id, None)
+                self._last.pop(subscriber.purchase_id, None)
+
+    @property
+    def idle(self) -> bool:
+        return not self.event_streams and not self.purchase_streams
+
+    async def _run(self) -> None:
+        try:
+            while not self.idle:
+                try:
+                    await self._tick()
+                except Exception:  # a backend hiccup: the streams wait for the next tick
+                    log.warning("watching event %s failed", self.event_id, exc_info=True)
+                await asyncio.sleep(TICK)
+        finally:
+            self._task = None
+            self._on_idle()
+
+    async def _tick(self) -> None:
+        now = time.monotonic()
+        if self.event_streams and now - self._event_read_at >= EVENT_EVERY:
+            self._event_read_at = now
+            await self._read_event()
+        if self.purchase_streams:
+            await self._read_purchases()
+
+    async def _read_event(self) -> None:
+        c = self.container
+        view = await asyncio.to_thread(view_event, c.store, c.queue, c.clock, self.event_id)
+        if view is None:
+            return
+        body = event_json(view)
+        settled = view.status.value == "sold_out" and view.queue_depth == 0
+        for subscriber in self.event_streams:
+            subscriber.offer(body, settled)
+
+    async def _read_purchases(self) -> None:
+        c = self.container
+        ids = list(self.purchase_streams)
+        views = await asyncio.to_thread(view_purchases, c.store, c.queue, ids)
+        for purchase_id, view in views.items():
+            eta = self._etas.setdefault(purchase_id, Eta())
+            body, final = purchase_body(view, eta)
+            if self._changed(purchase_id, body, final):
+                for subscriber in self.purchase_streams.get(purchase_id, ()):
+                    subscriber.offer(body, final)
+
+    def _changed(self, purchase_id: str, body: dict[str, Any], final: bool) -> bool:
+        """Whether status or `ahead` moved (the ETA alone is no reason to send)."""
+        last = self._last.get(purchase_id)
+        if last is not None and all(last[0][k] == body[k] for k in CHANGES):
+            return False
+        self._last[purchase_id] = (body, final)
+        return True
+
+
+class Hub:
+    """The watchers of one API process, and the bounds on how many streams are open."""
+
+    def __init__(self, container: Container, max_streams: int, per_client: int) -> None:
+        self.container = container
+        self.max_streams, self.per_client = max_streams, per_client
+        self.open = 0
+        self.by_client: dict[str, int] = {}
+        self.watchers: dict[str, Watcher] = {}
+
+    def refusal(self, client: str) -> str | None:
+        """Why one more stream from `client` is refused, or None."""
+        if self.open >= self.max_streams:
+            return f"this process has {self.open} streams open, its maximum"
+        if self.by_client.get(client, 0) >= self.per_client:
+            return f"{client} has {self.per_client} streams open, the maximum per client"
+        return None
+
+    def subscribe(self, client: str, event_id: str, subscriber: Subscriber) -> None:
+        self.open += 1
+        self.by_client[client] = self.by_client.get(client, 0) + 1
+        watcher = self.watchers.get(event_id)
+        if watcher is None:
+            watcher = self.watchers[event_id] = Watcher(
+                self.container, event_id, lambda: self._forget(event_id)
+            )
+        watcher.add(subscriber)
+
+    def unsubscribe(self, client: str, event_id: str, subscriber: Subscriber) -> None:
+        self.open -= 1
+        left = self.by_client.get(client, 1) - 1
+        if left:
+            self.by_client[client] = left
+        else:
+            self.by_client.pop(client, None)
+        watcher = self.watchers.get(event_id)
+        if watcher is not None:
+            watcher.remove(subscriber)
+
+    def _forget(self, event_id: str) -> None:
+        watcher = self.watchers.get(event_id)
+        if watcher is not None and watcher.idle:
+            del self.watchers[event_id]
+
+    async def close(self) -> None:
+        for watcher in list(self.watchers.values()):
+            task = watcher._task
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
