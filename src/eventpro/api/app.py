@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import re
+import signal
+import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from types import FrameType
 
 from fastapi import FastAPI
 from starlette.applications import Starlette
@@ -17,7 +21,8 @@ from eventpro import __version__
 from eventpro.api import errors
 from eventpro.api.limits import BodyLimit
 from eventpro.api.metrics import Metrics
-from eventpro.api.routes import admin, events, health, purchases, streams
+from eventpro.api.routes import admin, dashboard, events, health, pages, purchases, streams
+from eventpro.api.session import Sessions
 from eventpro.api.watch import Hub
 from eventpro.bootstrap import Container
 
@@ -41,10 +46,12 @@ def create_app(
         if synchronous is not None:
             metrics.watch_pool(synchronous.pool_counts)
         log.info("serving with strategy %s", settings.strategy)
+        restore = drain_on_exit(hub)
         try:
             async with background() if background else contextlib.nullcontext():
                 yield
         finally:
+            restore()
             await hub.close()
             if synchronous is not None:
                 synchronous.close()
@@ -60,10 +67,12 @@ def create_app(
     app.state.container = container
     app.state.metrics = metrics
     app.state.admin_token = settings.admin_token.get_secret_value().encode()
+    app.state.sessions = Sessions(app.state.admin_token)
     app.state.hub = hub = Hub(container, settings.max_streams, settings.max_streams_per_client)
     metrics.streams_open.set_function(lambda: hub.open)
-    for module in (events, purchases, streams, admin, health):
+    for module in (events, purchases, streams, admin, health, pages, dashboard):
         app.include_router(module.router)
+    app.mount("/static", pages.static_files(), name="static")
     # The hot path, as a bare Starlette app beside FastAPI's (see `purchases.fast_purchase`).
     hot = Starlette(
         routes=[
@@ -77,6 +86,31 @@ def create_app(
         served.add_middleware(BodyLimit)
         served.add_middleware(CountRequests, metrics=metrics)
     return HotPath(app, hot)
+
+
+def drain_on_exit(hub: Hub) -> Callable[[], None]:
+    """End the live streams as soon as SIGTERM or SIGINT arrives, then let the server's own
+    handler run: its graceful shutdown waits for open connections, and a stream would hold
+    it for the whole timeout. Returns what puts the handlers back."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    loop = asyncio.get_running_loop()
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def handler(sig: int, frame: FrameType | None) -> None:
+        loop.call_soon_threadsafe(hub.drain)
+        chained = previous[signal.Signals(sig)]
+        if callable(chained):
+            chained(sig, frame)
+
+    for sig in previous:
+        signal.signal(sig, handler)
+
+    def restore() -> None:
+        for sig, chained in previous.items():
+            signal.signal(sig, chained)
+
+    return restore
 
 
 PURCHASES = "/v1/events/{event_id}/purchases"

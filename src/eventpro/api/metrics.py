@@ -92,3 +92,12 @@ class Metrics:
         self.batch_size.observe(result.leased)
         self.decisions.inc(result.decided)
         self.dead_letters.inc(result.dead_lettered)
+
+    def admission_buckets(self) -> list[tuple[float, float]]:
+        """The admission latency histogram as (upper bound in seconds, cumulative count)."""
+        return [
+            (float(sample.labels["le"]), sample.value)
+            for metric in self.admission_latency.collect()
+            for sample in metric.samples
+            if sample.name.endswith("_bucket")
+        ]

@@ -39,10 +39,15 @@ class Subscriber:
     purchase_id: str | None = None
     body: dict[str, Any] | None = None
     final: bool = False
+    closed: bool = False  # the process is shutting down: end the stream, the client resumes
     changed: asyncio.Event = field(default_factory=asyncio.Event)
 
     def offer(self, body: dict[str, Any], final: bool) -> None:
         self.body, self.final = body, final
+        self.changed.set()
+
+    def close(self) -> None:
+        self.closed = True
         self.changed.set()
 
     def take(self) -> tuple[dict[str, Any] | None, bool]:
@@ -111,6 +116,13 @@ class Watcher:
                 del self.purchase_streams[subscriber.purchase_id]
                 self._etas.pop(subscriber.purchase_id, None)
                 self._last.pop(subscriber.purchase_id, None)
+
+    def close(self) -> None:
+        for subscriber in self.event_streams:
+            subscriber.close()
+        for streams in self.purchase_streams.values():
+            for subscriber in streams:
+                subscriber.close()
 
     @property
     def idle(self) -> bool:
@@ -204,6 +216,12 @@ class Hub:
         watcher = self.watchers.get(event_id)
         if watcher is not None:
             watcher.remove(subscriber)
+
+    def drain(self) -> None:
+        """End every open stream (the process is stopping): graceful shutdown waits for open
+        connections, and the clients resume elsewhere with Last-Event-ID."""
+        for watcher in self.watchers.values():
+            watcher.close()
 
     def _forget(self, event_id: str) -> None:
         watcher = self.watchers.get(event_id)

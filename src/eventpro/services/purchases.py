@@ -39,3 +39,20 @@ def view_purchases(
         order = store.get_order(purchase.order_id) if purchase.order_id else None
         views[purchase_id] = PurchaseView(purchase, ahead, order)
     return views
+
+
+def count_purchases(queue: PurchaseQueue, event_id: str, page: int = 1000) -> dict[str, int]:
+    """How many of the event's purchases are in each status (the dashboard's counts).
+
+    It pages through the admission log, so it costs one read per `page` purchases: fine
+    for an operator's view refreshed once a second, not for buyers.
+    """
+    counts = dict.fromkeys((s.value for s in PurchaseStatus), 0)
+    cursor: str | None = None
+    while True:
+        listed = queue.list_purchases(event_id, None, page, cursor)
+        for purchase in listed.items:
+            counts[purchase.status.value] += 1
+        cursor = listed.next_cursor
+        if cursor is None:
+            return counts

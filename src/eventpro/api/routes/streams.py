@@ -78,6 +78,8 @@ async def _events(
         except TimeoutError:
             yield KEEP_ALIVE
             continue
+        if subscriber.closed:
+            return
         body, final = subscriber.take()
 
 
