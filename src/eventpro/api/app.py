@@ -78,6 +78,7 @@ def create_app(
         routes=[
             NamedRoute(PURCHASES, purchases.fast_purchase, methods=["POST"]),
             NamedRoute(PURCHASE, purchases.fast_get_purchase, methods=["GET"]),
+            NamedRoute(PURCHASE_STREAM, streams.fast_purchase_stream, methods=["GET"]),
         ]
     )
     hot.state = app.state  # the same admission service, metrics and token
@@ -115,9 +116,10 @@ def drain_on_exit(hub: Hub) -> Callable[[], None]:
 
 PURCHASES = "/v1/events/{event_id}/purchases"
 PURCHASE = "/v1/purchases/{purchase_id}"
+PURCHASE_STREAM = "/v1/purchases/{purchase_id}/stream"
 HOT_PATHS = {  # method -> the paths HotPath serves from the bare app
     "POST": re.compile(r"/v1/events/[^/]+/purchases"),
-    "GET": re.compile(r"/v1/purchases/[^/]+"),
+    "GET": re.compile(r"/v1/purchases/[^/]+(/stream)?"),
 }
 
 

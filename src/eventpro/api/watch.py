@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 
 TICK = 0.25  # seconds between reads of the watched purchases: a few updates a second
 EVENT_EVERY = 1.0  # seconds between reads of the event itself: at most once a second
+FULL_READ_EVERY = 2.0  # seconds: read every watched purchase at least this often
 CHANGES = ("status", "ahead", "reason", "order")  # what a purchase stream sends updates for
 
 
@@ -91,6 +92,9 @@ class Watcher:
         self._etas: dict[str, Eta] = {}
         self._last: dict[str, tuple[dict[str, Any], bool]] = {}
         self._event_read_at = 0.0
+        self._depth = -1
+        self._new_streams = False
+        self._full_read_at = 0.0
         self._task: asyncio.Task[None] | None = None
 
     def add(self, subscriber: Subscriber) -> None:
@@ -99,6 +103,7 @@ class Watcher:
             self._event_read_at = 0.0  # a new event stream wants the event at once
         else:
             self.purchase_streams.setdefault(subscriber.purchase_id, set()).add(subscriber)
+            self._new_streams = True
             last = self._last.get(subscriber.purchase_id)
             if last is not None:  # what the other streams of this purchase were sent last
                 subscriber.offer(*last)
@@ -145,8 +150,19 @@ class Watcher:
         if self.event_streams and now - self._event_read_at >= EVENT_EVERY:
             self._event_read_at = now
             await self._read_event()
-        if self.purchase_streams:
+        if self.purchase_streams and await self._line_moved(now):
             await self._read_purchases()
+
+    async def _line_moved(self, now: float) -> bool:
+        """Whether the watched purchases are worth reading: the line's depth moved, a stream
+        is new, or FULL_READ_EVERY passed (a redrive or a dead letter leaves the depth as
+        it was). An idle line then costs one cheap read per tick, however many streams."""
+        depth = await asyncio.to_thread(self.container.queue.depth, self.event_id)
+        moved = depth != self._depth or self._new_streams or now >= self._full_read_at
+        if moved:
+            self._depth, self._new_streams = depth, False
+            self._full_read_at = now + FULL_READ_EVERY
+        return moved
 
     async def _read_event(self) -> None:
         c = self.container
@@ -160,7 +176,11 @@ class Watcher:
 
     async def _read_purchases(self) -> None:
         c = self.container
-        ids = list(self.purchase_streams)
+        # A purchase whose final body was handed out needs no more reads: its streams are
+        # closing (a new stream of it is sent that body when it subscribes).
+        ids = [pid for pid in self.purchase_streams if not self._is_final(pid)]
+        if not ids:
+            return
         views = await asyncio.to_thread(view_purchases, c.store, c.queue, ids)
         for purchase_id, view in views.items():
             eta = self._etas.setdefault(purchase_id, Eta())
@@ -168,6 +188,10 @@ class Watcher:
             if self._changed(purchase_id, body, final):
                 for subscriber in self.purchase_streams.get(purchase_id, ()):
                     subscriber.offer(body, final)
+
+    def _is_final(self, purchase_id: str) -> bool:
+        last = self._last.get(purchase_id)
+        return last is not None and last[1]
 
     def _changed(self, purchase_id: str, body: dict[str, Any], final: bool) -> bool:
         """Whether status or `ahead` moved (the ETA alone is no reason to send)."""
