@@ -22,7 +22,7 @@ from rich.console import Console
 from rich.table import Table
 
 from eventpro.bootstrap import Backends, Servers, Tier, bootstrap, fresh_backends
-from eventpro.cli import bench_loadgen, bench_store, demo
+from eventpro.cli import bench_loadgen, bench_store, bench_streams, demo
 from eventpro.config import Settings
 from eventpro.loadtest.client import (
     Answer,
@@ -177,12 +177,24 @@ def bench(
     processes: Annotated[
         int, typer.Option(min=1, max=32, help="client processes of --loadgen")
     ] = 2,
+    streams: Annotated[
+        int,
+        typer.Option(
+            "--streams",
+            min=0,
+            max=20_000,
+            help="measure this many open idle purchase streams instead (e.g. 10000)",
+        ),
+    ] = 0,
 ) -> None:
     """Baseline vs admission throughput, p99 at half load, worker decisions per second."""
     if quick:
         duration, connections = 0.5, 8
     if loadgen:
         _loadgen(connections, duration, processes, out.with_name("loadgen.json"))
+        return
+    if streams:
+        _streams(min(streams, 200) if quick else streams, quick, out.with_name("streams.json"))
         return
     count = 2_000 if quick else 400_000
     tier = Tier.named(backend)
@@ -361,4 +373,11 @@ def _loadgen(connections: int, duration: float, processes: int, out: Path) -> No
     verdict = "[green]PASS[/]" if results["pass"] else "[red]MISS[/]"
     table.add_row("loadtest / wrk", f"{results['ratio']:.0%}", "", f">= 50% {verdict}")
     console.print(table)
+    console.print(f"written to {out}")
+
+
+def _streams(count: int, quick: bool, out: Path) -> None:
+    results = bench_streams.measure(count, idle=1.0 if quick else bench_streams.IDLE_SECONDS)
+    bench_streams.write(results, out)
+    console.print(bench_streams.table(results))
     console.print(f"written to {out}")
