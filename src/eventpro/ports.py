@@ -198,6 +198,23 @@ class InventoryStore(abc.ABC):
         """Release connections."""
 
 
+ALL_EVENTS = "*"  # a DecisionFeed's word for "requests of unknown events changed"
+
+
+class DecisionFeed(abc.ABC):
+    """Announces which events had requests decided (or dead-lettered, or redriven) by
+    any process sharing the queue: the live streams read the line when it speaks."""
+
+    @abc.abstractmethod
+    def wait(self, timeout: float) -> set[str]:
+        """The event ids announced since the last call (or `ALL_EVENTS`), waiting up to
+        `timeout` seconds for the first; empty if none came. Announcements may be lost
+        (a reconnect): callers keep polling slowly as well."""
+
+    def close(self) -> None:
+        """Stop listening."""
+
+
 class PurchaseQueue(abc.ABC):
     """The line: admission, the durable queue with leases and dead letters, and its log."""
 
@@ -272,6 +289,11 @@ class PurchaseQueue(abc.ABC):
                 undecided = purchase.status in (PurchaseStatus.QUEUED, PurchaseStatus.FAILED)
                 found[purchase_id] = (purchase, self.ahead(purchase) if undecided else 0)
         return found
+
+    def decision_feed(self) -> DecisionFeed | None:
+        """A new feed of the events whose requests were decided by any process, or None
+        when the adapter has none (capability `feed`); the streams then poll."""
+        return None
 
     @abc.abstractmethod
     def depth(self, event_id: str) -> int:

@@ -321,3 +321,24 @@ def test_watch_reads_many_purchases_with_the_same_ahead_as_one_by_one(
         undecided = purchase.status is PurchaseStatus.QUEUED
         assert ahead == (queue.ahead(purchase) if undecided else 0)
     assert [watched[i][1] for i in ids] == [0, 0, 1, 2, 0]
+
+
+def test_the_decision_feed_announces_each_completed_event(
+    partner_store: InventoryStore, queue: PurchaseQueue
+) -> None:
+    requires(queue, "feed")
+    store = partner_store
+    event = new_event(store)
+    feed = queue.decision_feed()
+    assert feed is not None
+    try:
+        queue.admit([admission(event, "heard")])
+        _decide(store, queue, queue.lease(10, 30, NOW))
+        heard: set[str] = set()
+        for _ in range(20):
+            heard |= feed.wait(0.25)
+            if event.id in heard:
+                break
+        assert event.id in heard
+    finally:
+        feed.close()

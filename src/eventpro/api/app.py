@@ -19,11 +19,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from eventpro import __version__
 from eventpro.api import errors
+from eventpro.api.hub import Hub
 from eventpro.api.limits import BodyLimit
 from eventpro.api.metrics import Metrics
 from eventpro.api.routes import admin, dashboard, events, health, pages, purchases, streams
 from eventpro.api.session import Sessions
-from eventpro.api.watch import Hub
 from eventpro.bootstrap import Container
 
 log = logging.getLogger(__name__)

@@ -6,7 +6,8 @@ times a second) while at least one stream is open, and hands each stream the new
 that changed for it. Ten thousand streams on one event cost one read per tick, not ten
 thousand.
 
-On the cluster tier the watcher polls the shared PostgreSQL store and Redis line, so a
+On the cluster tier the watcher reads the shared PostgreSQL store and Redis line: woken
+at once by the Redis decision feed (`api/hub.py`), and every tick regardless, so a
 decision made by a worker on any machine reaches every API process within one tick.
 """
 
@@ -95,6 +96,8 @@ class Watcher:
         self._depth = -1
         self._new_streams = False
         self._full_read_at = 0.0
+        self._poked = False  # the decision feed named this event since the last read
+        self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
     def add(self, subscriber: Subscriber) -> None:
@@ -129,6 +132,11 @@ class Watcher:
             for subscriber in streams:
                 subscriber.close()
 
+    def poke(self) -> None:
+        """Read the line at once: the decision feed says it changed."""
+        self._poked = True
+        self._wake.set()
+
     @property
     def idle(self) -> bool:
         return not self.event_streams and not self.purchase_streams
@@ -140,7 +148,10 @@ class Watcher:
                     await self._tick()
                 except Exception:  # a backend hiccup: the streams wait for the next tick
                     log.warning("watching event %s failed", self.event_id, exc_info=True)
-                await asyncio.sleep(TICK)
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(TICK):
+                        await self._wake.wait()
+                self._wake.clear()
         finally:
             self._task = None
             self._on_idle()
@@ -159,8 +170,9 @@ class Watcher:
         it was). An idle line then costs one cheap read per tick, however many streams."""
         depth = await asyncio.to_thread(self.container.queue.depth, self.event_id)
         moved = depth != self._depth or self._new_streams or now >= self._full_read_at
+        moved = moved or self._poked
         if moved:
-            self._depth, self._new_streams = depth, False
+            self._depth, self._new_streams, self._poked = depth, False, False
             self._full_read_at = now + FULL_READ_EVERY
         return moved
 
@@ -200,62 +212,3 @@ class Watcher:
             return False
         self._last[purchase_id] = (body, final)
         return True
-
-
-class Hub:
-    """The watchers of one API process, and the bounds on how many streams are open."""
-
-    def __init__(self, container: Container, max_streams: int, per_client: int) -> None:
-        self.container = container
-        self.max_streams, self.per_client = max_streams, per_client
-        self.open = 0
-        self.by_client: dict[str, int] = {}
-        self.watchers: dict[str, Watcher] = {}
-
-    def refusal(self, client: str) -> str | None:
-        """Why one more stream from `client` is refused, or None."""
-        if self.open >= self.max_streams:
-            return f"this process has {self.open} streams open, its maximum"
-        if self.by_client.get(client, 0) >= self.per_client:
-            return f"{client} has {self.per_client} streams open, the maximum per client"
-        return None
-
-    def subscribe(self, client: str, event_id: str, subscriber: Subscriber) -> None:
-        self.open += 1
-        self.by_client[client] = self.by_client.get(client, 0) + 1
-        watcher = self.watchers.get(event_id)
-        if watcher is None:
-            watcher = self.watchers[event_id] = Watcher(
-                self.container, event_id, lambda: self._forget(event_id)
-            )
-        watcher.add(subscriber)
-
-    def unsubscribe(self, client: str, event_id: str, subscriber: Subscriber) -> None:
-        self.open -= 1
-        left = self.by_client.get(client, 1) - 1
-        if left:
-            self.by_client[client] = left
-        else:
-            self.by_client.pop(client, None)
-        watcher = self.watchers.get(event_id)
-        if watcher is not None:
-            watcher.remove(subscriber)
-
-    def drain(self) -> None:
-        """End every open stream (the process is stopping): graceful shutdown waits for open
-        connections, and the clients resume elsewhere with Last-Event-ID."""
-        for watcher in self.watchers.values():
-            watcher.close()
-
-    def _forget(self, event_id: str) -> None:
-        watcher = self.watchers.get(event_id)
-        if watcher is not None and watcher.idle:
-            del self.watchers[event_id]
-
-    async def close(self) -> None:
-        for watcher in list(self.watchers.values()):
-            task = watcher._task
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task

@@ -19,6 +19,7 @@ Keys are built inside the scripts, so this targets one Redis server, not a Clust
 from __future__ import annotations
 
 import re
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -38,9 +39,11 @@ from eventpro.domain.model import (
     Reason,
 )
 from eventpro.ports import (
+    ALL_EVENTS,
     Admission,
     Admitted,
     DeadLetter,
+    DecisionFeed,
     Delivery,
     IdSource,
     Page,
@@ -83,7 +86,7 @@ def _cursor(cursor: str | None) -> int:
 
 
 class RedisQueue(PurchaseQueue):
-    capabilities = frozenset({"durable", "shared"})
+    capabilities = frozenset({"durable", "shared", "feed"})
 
     def __init__(self, url: str, ids: IdSource | None = None) -> None:
         parts = urlsplit(url)
@@ -176,9 +179,12 @@ class RedisQueue(PurchaseQueue):
     ) -> list[int]:
         """finish.lua over `items`, 7 values per delivery, sent as one JSON text: packing
         3,500 arguments cost the client more than the script's work."""
-        args = [self.prefix, deliveries[0].purchase.event_id, deliveries[0].lease_id]
+        event_id = deliveries[0].purchase.event_id
+        args = [self.prefix, event_id, deliveries[0].lease_id]
         with mapped_errors():
-            return [int(x) for x in self._finish(args=[*args, orjson.dumps(items)])]
+            done = [int(x) for x in self._finish(args=[*args, orjson.dumps(items)])]
+            self.client.publish(self._key("decided"), event_id)  # wakes every API's streams
+        return done
 
     def complete(self, deliveries: Sequence[Delivery], decisions: Sequence[Decision]) -> None:
         if not deliveries:
@@ -340,7 +346,13 @@ class RedisQueue(PurchaseQueue):
             count = self._redrive(
                 args=[self.prefix, event_id or "", orjson.dumps(list(purchase_ids or []))]
             )
+            if count:
+                self.client.publish(self._key("decided"), event_id or ALL_EVENTS)
         return int(count)
+
+    def decision_feed(self) -> DecisionFeed:
+        """A subscription to this prefix's `decided` channel (Redis pub/sub)."""
+        return RedisDecisionFeed(self.client, self._key("decided"))
 
     def ping(self) -> None:
         with mapped_errors():
@@ -433,3 +445,31 @@ def _purchase(purchase_id: str, row: dict[str, str]) -> Purchase:
         idempotency_key=row["key"] or None,
         request_hash=row["hash"] or None,
     )
+
+
+class RedisDecisionFeed(DecisionFeed):
+    """The event ids published on a channel by `complete`, `fail` and `redrive`."""
+
+    def __init__(self, client: redis.Redis, channel: str) -> None:
+        with mapped_errors():
+            self._pubsub = client.pubsub()  # type: ignore[no-untyped-call]
+            self._pubsub.subscribe(channel)
+            # Wait for the confirmation: what is published after this returns is heard.
+            deadline = time.monotonic() + SOCKET_TIMEOUT
+            while time.monotonic() < deadline:
+                message = self._pubsub.get_message(timeout=0.1)
+                if message is not None and message["type"] == "subscribe":
+                    break
+
+    def wait(self, timeout: float) -> set[str]:
+        found: set[str] = set()
+        with mapped_errors():
+            message = self._pubsub.get_message(timeout=timeout)
+            while message is not None:
+                if message["type"] == "message":
+                    found.add(str(message["data"]))
+                message = self._pubsub.get_message(timeout=0)
+        return found
+
+    def close(self) -> None:
+        self._pubsub.close()

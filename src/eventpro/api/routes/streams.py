@@ -18,11 +18,12 @@ from starlette.types import Receive, Scope, Send
 
 from eventpro.api.deps import ContainerDep
 from eventpro.api.errors import ApiError
+from eventpro.api.hub import Hub
 from eventpro.api.metrics import Metrics
 from eventpro.api.routes.common import errors
 from eventpro.api.routes.events import event_answer
 from eventpro.api.routes.purchases import purchase_answer
-from eventpro.api.watch import Hub, Subscriber, purchase_body
+from eventpro.api.watch import Subscriber, purchase_body
 from eventpro.bootstrap import Container
 
 router = APIRouter(tags=["streams"])
