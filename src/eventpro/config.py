@@ -30,6 +30,13 @@ class Settings(BaseSettings):
     max_attempts: int = Field(5, ge=1, le=100, description="deliveries before a dead letter")
     max_line: int = Field(1_000_000, ge=1, description="undecided requests per event before 429")
     retry_after: int = Field(1, ge=1, le=3600, description="seconds in Retry-After answers")
+    max_streams: int = Field(20_000, ge=1, description="open live streams per API process")
+    max_streams_per_client: int = Field(
+        50, ge=1, description="open live streams per client address and API process"
+    )
+    stream_heartbeat: float = Field(
+        15.0, gt=0, le=300, description="seconds between keep-alive comments of a quiet stream"
+    )
     log_level: str = "info"
     strategy: Strategy = Field(
         Strategy.QUEUED, description="queued (the product) or a design it replaces, to measure"

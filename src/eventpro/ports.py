@@ -198,6 +198,23 @@ class InventoryStore(abc.ABC):
         """Release connections."""
 
 
+ALL_EVENTS = "*"  # a DecisionFeed's word for "requests of unknown events changed"
+
+
+class DecisionFeed(abc.ABC):
+    """Announces which events had requests decided (or dead-lettered, or redriven) by
+    any process sharing the queue: the live streams read the line when it speaks."""
+
+    @abc.abstractmethod
+    def wait(self, timeout: float) -> set[str]:
+        """The event ids announced since the last call (or `ALL_EVENTS`), waiting up to
+        `timeout` seconds for the first; empty if none came. Announcements may be lost
+        (a reconnect): callers keep polling slowly as well."""
+
+    def close(self) -> None:
+        """Stop listening."""
+
+
 class PurchaseQueue(abc.ABC):
     """The line: admission, the durable queue with leases and dead letters, and its log."""
 
@@ -257,6 +274,26 @@ class PurchaseQueue(abc.ABC):
     @abc.abstractmethod
     def ahead(self, purchase: Purchase) -> int:
         """How many undecided requests of the same event have a lower position."""
+
+    def watch(self, purchase_ids: Sequence[str]) -> dict[str, tuple[Purchase, int]]:
+        """Each known purchase with its `ahead` (0 once decided), read as one batch.
+
+        The live streams call this once per tick for every purchase they watch. This
+        default asks `get_purchase` and `ahead` per id; adapters override it with one
+        round trip (a snapshot is not required: each pair is as fresh as its own read).
+        """
+        found: dict[str, tuple[Purchase, int]] = {}
+        for purchase_id in purchase_ids:
+            purchase = self.get_purchase(purchase_id)
+            if purchase is not None:
+                undecided = purchase.status in (PurchaseStatus.QUEUED, PurchaseStatus.FAILED)
+                found[purchase_id] = (purchase, self.ahead(purchase) if undecided else 0)
+        return found
+
+    def decision_feed(self) -> DecisionFeed | None:
+        """A new feed of the events whose requests were decided by any process, or None
+        when the adapter has none (capability `feed`); the streams then poll."""
+        return None
 
     @abc.abstractmethod
     def depth(self, event_id: str) -> int:

@@ -238,3 +238,15 @@ def test_bench_loadgen_measures_the_generator_beside_wrk(tmp_path: Path) -> None
     assert results["loadgen"]["errors"] == 0 and results["loadgen"]["cpu_s"] > 0
     assert results["loadgen"]["answered"] == results["loadgen"]["requests"]
     assert "loadtest / wrk" in done.stdout
+
+
+def test_bench_streams_measures_open_idle_streams_and_decision_delays(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    args = ("bench", "--streams", "10000", "--quick", "--out", str(out))
+    done = eventpro(*args, env=service_env())
+    assert done.returncode == 0, done.stdout + done.stderr
+    results = json.loads((tmp_path / "streams.json").read_text())
+    assert results["streams"] == 200 and results["finals_received"] == 200  # --quick: 200
+    assert results["server_rss_mib_with_streams"] > 0
+    assert 0 <= results["decision_to_event_p99_s"] < 5
+    assert "decision → event" in done.stdout

@@ -302,3 +302,43 @@ def test_a_second_queue_on_the_same_url_sees_the_same_line(
         assert queue.lease(10, 30, NOW) == []  # the lease is shared too
     finally:
         other.close()
+
+
+def test_watch_reads_many_purchases_with_the_same_ahead_as_one_by_one(
+    partner_store: InventoryStore, queue: PurchaseQueue
+) -> None:
+    store = partner_store
+    event, other = new_event(store, capacity=2), new_event(store)
+    admitted = queue.admit([admission(event, f"w{i}") for i in range(4)])
+    _decide(store, queue, queue.lease(1, 30, NOW))  # w0 decided; the others wait
+    admitted += queue.admit([admission(other, "x")])
+    ids = [a.purchase.id for a in admitted]
+    watched = queue.watch([*ids, "pur_unknown"])
+    assert set(watched) == set(ids)
+    for purchase_id in ids:
+        purchase, ahead = watched[purchase_id]
+        assert purchase == queue.get_purchase(purchase_id)
+        undecided = purchase.status is PurchaseStatus.QUEUED
+        assert ahead == (queue.ahead(purchase) if undecided else 0)
+    assert [watched[i][1] for i in ids] == [0, 0, 1, 2, 0]
+
+
+def test_the_decision_feed_announces_each_completed_event(
+    partner_store: InventoryStore, queue: PurchaseQueue
+) -> None:
+    requires(queue, "feed")
+    store = partner_store
+    event = new_event(store)
+    feed = queue.decision_feed()
+    assert feed is not None
+    try:
+        queue.admit([admission(event, "heard")])
+        _decide(store, queue, queue.lease(10, 30, NOW))
+        heard: set[str] = set()
+        for _ in range(20):
+            heard |= feed.wait(0.25)
+            if event.id in heard:
+                break
+        assert event.id in heard
+    finally:
+        feed.close()

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import re
+import signal
+import threading
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from functools import partial
+from types import FrameType
 
 from fastapi import FastAPI
 from starlette.applications import Starlette
@@ -18,14 +22,16 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from eventpro import __version__
 from eventpro.api import errors, openapi
 from eventpro.api.errors import error_response
+from eventpro.api.hub import Hub
 from eventpro.api.limits import BodyLimit
 from eventpro.api.metrics import Metrics
-from eventpro.api.routes import admin, events, health, purchases, streams
+from eventpro.api.routes import admin, dashboard, events, health, pages, purchases, streams
+from eventpro.api.session import Sessions
 from eventpro.bootstrap import Container
 from eventpro.config import Settings
 from eventpro.services.events import EventViews
 from eventpro.services.polls import PollReader
-from eventpro.services.purchases import PurchaseView, view_purchase
+from eventpro.services.purchases import PurchaseView, view_purchases
 
 log = logging.getLogger(__name__)
 
@@ -48,11 +54,14 @@ def create_app(
             metrics.watch_pool(synchronous.pool_counts)
         log.info("serving with strategy %s", settings.strategy)
         app.state.polls = polls = PollReader(partial(read_views, container))
+        restore = drain_on_exit(hub)
         try:
             async with background() if background else contextlib.nullcontext():
                 yield
         finally:
             polls.close()
+            restore()
+            await hub.close()
             if synchronous is not None:
                 synchronous.close()
             admission.close()
@@ -71,13 +80,18 @@ def create_app(
     app.state.views = EventViews(
         container.store, container.queue, container.clock, on_view=metrics.on_view
     )
-    for module in (events, purchases, streams, admin, health):
+    app.state.sessions = Sessions(app.state.admin_token)
+    app.state.hub = hub = Hub(container, settings.max_streams, settings.max_streams_per_client)
+    metrics.streams_open.set_function(lambda: hub.open)
+    for module in (events, purchases, streams, admin, health, pages, dashboard):
         app.include_router(module.router)
+    app.mount("/static", pages.static_files(), name="static")
     # The hot path, as a bare Starlette app beside FastAPI's (see `purchases.fast_purchase`).
     hot = Starlette(
         routes=[
             NamedRoute(PURCHASES, purchases.fast_purchase, methods=["POST"]),
             NamedRoute(PURCHASE, purchases.fast_get_purchase, methods=["GET"]),
+            NamedRoute(PURCHASE_STREAM, streams.fast_purchase_stream, methods=["GET"]),
         ]
     )
     hot.state = app.state  # the same admission service, metrics and token
@@ -88,18 +102,39 @@ def create_app(
     return HotPath(app, hot)
 
 
+def drain_on_exit(hub: Hub) -> Callable[[], None]:
+    """End the live streams as soon as SIGTERM or SIGINT arrives, then let the server's own
+    handler run: its graceful shutdown waits for open connections, and a stream would hold
+    it for the whole timeout. Returns what puts the handlers back."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    loop = asyncio.get_running_loop()
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def handler(sig: int, frame: FrameType | None) -> None:
+        loop.call_soon_threadsafe(hub.drain)
+        chained = previous[signal.Signals(sig)]
+        if callable(chained):
+            chained(sig, frame)
+
+    for sig in previous:
+        signal.signal(sig, handler)
+
+    def restore() -> None:
+        for sig, chained in previous.items():
+            signal.signal(sig, chained)
+
+    return restore
+
+
 PURCHASES = "/v1/events/{event_id}/purchases"
 PURCHASE = "/v1/purchases/{purchase_id}"
+PURCHASE_STREAM = "/v1/purchases/{purchase_id}/stream"
 
 
 def read_views(container: Container, purchase_ids: Sequence[str]) -> dict[str, PurchaseView]:
-    """The purchases of a group of polls, read in the poll reader's thread."""
-    views = {}
-    for purchase_id in purchase_ids:
-        view = view_purchase(container.store, container.queue, purchase_id)
-        if view is not None:
-            views[purchase_id] = view
-    return views
+    """The purchases of a group of polls, read together in the poll reader's thread."""
+    return view_purchases(container.store, container.queue, purchase_ids)
 
 
 def _admin_token(settings: Settings) -> bytes:
@@ -115,7 +150,7 @@ def _admin_token(settings: Settings) -> bytes:
 PLAIN_PATH = re.compile(r"[\x21-\x7e]{1,2000}")
 HOT_PATHS = {  # method -> the paths HotPath serves from the bare app
     "POST": re.compile(r"/v1/events/[^/]+/purchases"),
-    "GET": re.compile(r"/v1/purchases/[^/]+"),
+    "GET": re.compile(r"/v1/purchases/[^/]+(/stream)?"),
 }
 
 

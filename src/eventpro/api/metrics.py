@@ -67,6 +67,14 @@ class Metrics:
         )
         for reason in LIMITS:
             refused.labels(reason).set_function(lambda r=reason: REFUSED[r])  # type: ignore[misc]
+        self.streams_open = Gauge(
+            "eventpro_streams_open", "live streams open in this process", registry=self.registry
+        )
+        self.streams_refused = Counter(
+            "eventpro_streams_refused_total",
+            "live streams refused with 429: too many open in the process or from one client",
+            registry=self.registry,
+        )
 
         # Labelled children, cached: `labels()` takes a lock and builds a key every call.
         self._request_counters: dict[tuple[str, int], Counter] = {}
@@ -102,3 +110,12 @@ class Metrics:
         self.decisions.labels("confirmed").inc(result.confirmed)
         self.decisions.labels("rejected").inc(result.decided - result.confirmed)
         self.dead_letters.inc(result.dead_lettered)
+
+    def admission_buckets(self) -> list[tuple[float, float]]:
+        """The admission latency histogram as (upper bound in seconds, cumulative count)."""
+        return [
+            (float(sample.labels["le"]), sample.value)
+            for metric in self.admission_latency.collect()
+            for sample in metric.samples
+            if sample.name.endswith("_bucket")
+        ]

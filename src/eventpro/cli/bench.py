@@ -22,7 +22,7 @@ from rich.console import Console
 from rich.table import Table
 
 from eventpro.bootstrap import Backends, Servers, Tier, bootstrap, fresh_backends
-from eventpro.cli import bench_loadgen, bench_polls, bench_store, demo
+from eventpro.cli import bench_loadgen, bench_polls, bench_store, bench_streams, demo
 from eventpro.config import Settings
 from eventpro.loadtest.client import (
     Answer,
@@ -185,6 +185,15 @@ def bench(
             help="measure a poll at the head and the tail of a line of this many instead",
         ),
     ] = 0,
+    streams: Annotated[
+        int,
+        typer.Option(
+            "--streams",
+            min=0,
+            max=20_000,
+            help="measure this many open idle purchase streams instead (e.g. 10000)",
+        ),
+    ] = 0,
 ) -> None:
     """Baseline vs admission throughput, p99 at half load, worker decisions per second."""
     if quick:
@@ -195,6 +204,9 @@ def bench(
     if polls:
         servers = Servers(postgres_url, redis_url)
         _polls(Tier.named(backend), servers, 2_000 if quick else polls, duration, out)
+        return
+    if streams:
+        _streams(min(streams, 200) if quick else streams, quick, out.with_name("streams.json"))
         return
     count = 2_000 if quick else 400_000
     tier = Tier.named(backend)
@@ -396,3 +408,10 @@ def _polls(tier: Tier, servers: Servers, line: int, duration: float, out: Path) 
     table.add_row("server RSS as the line grows", rss, "", "")
     console.print(table)
     console.print(f"written to {path}")
+
+
+def _streams(count: int, quick: bool, out: Path) -> None:
+    results = bench_streams.measure(count, idle=1.0 if quick else bench_streams.IDLE_SECONDS)
+    bench_streams.write(results, out)
+    console.print(bench_streams.table(results))
+    console.print(f"written to {out}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from eventpro.domain.model import Order, Purchase, PurchaseStatus
@@ -26,3 +27,32 @@ def view_purchase(
     ahead = queue.ahead(purchase) if undecided else 0
     order = store.get_order(purchase.order_id) if purchase.order_id else None
     return PurchaseView(purchase, ahead, order)
+
+
+def view_purchases(
+    store: InventoryStore, queue: PurchaseQueue, purchase_ids: Sequence[str]
+) -> dict[str, PurchaseView]:
+    """Several purchases at once (the live streams' tick): one batch read of the line, and
+    the order of each confirmed one. Unknown ids are left out."""
+    views: dict[str, PurchaseView] = {}
+    for purchase_id, (purchase, ahead) in queue.watch(purchase_ids).items():
+        order = store.get_order(purchase.order_id) if purchase.order_id else None
+        views[purchase_id] = PurchaseView(purchase, ahead, order)
+    return views
+
+
+def count_purchases(queue: PurchaseQueue, event_id: str, page: int = 1000) -> dict[str, int]:
+    """How many of the event's purchases are in each status (the dashboard's counts).
+
+    It pages through the admission log, so it costs one read per `page` purchases: fine
+    for an operator's view refreshed once a second, not for buyers.
+    """
+    counts = dict.fromkeys((s.value for s in PurchaseStatus), 0)
+    cursor: str | None = None
+    while True:
+        listed = queue.list_purchases(event_id, None, page, cursor)
+        for purchase in listed.items:
+            counts[purchase.status.value] += 1
+        cursor = listed.next_cursor
+        if cursor is None:
+            return counts

@@ -18,6 +18,7 @@ Keys are built inside the scripts, so this targets one Redis server, not a Clust
 
 from __future__ import annotations
 
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -38,9 +39,11 @@ from eventpro.domain.model import (
     Reason,
 )
 from eventpro.ports import (
+    ALL_EVENTS,
     Admission,
     Admitted,
     DeadLetter,
+    DecisionFeed,
     Delivery,
     IdSource,
     Page,
@@ -94,7 +97,7 @@ def _entry_of(digits: int) -> str:
 
 
 class RedisQueue(PurchaseQueue):
-    capabilities = frozenset({"durable", "shared"})
+    capabilities = frozenset({"durable", "shared", "feed"})
 
     def __init__(self, url: str, ids: IdSource | None = None) -> None:
         parts = urlsplit(url)
@@ -187,9 +190,12 @@ class RedisQueue(PurchaseQueue):
     ) -> list[int]:
         """finish.lua over `items`, 7 values per delivery, sent as one JSON text: packing
         3,500 arguments cost the client more than the script's work."""
-        args = [self.prefix, deliveries[0].purchase.event_id, deliveries[0].lease_id]
+        event_id = deliveries[0].purchase.event_id
+        args = [self.prefix, event_id, deliveries[0].lease_id]
         with mapped_errors():
-            return [int(x) for x in self._finish(args=[*args, orjson.dumps(items)])]
+            done = [int(x) for x in self._finish(args=[*args, orjson.dumps(items)])]
+            self.client.publish(self._key("decided"), event_id)  # wakes every API's streams
+        return done
 
     def complete(self, deliveries: Sequence[Delivery], decisions: Sequence[Decision]) -> None:
         if not deliveries:
@@ -244,6 +250,30 @@ class RedisQueue(PurchaseQueue):
             pipe.zcount(self._key("line", purchase.event_id), "-inf", below)
             pipe.zcount(self._key("deadline", purchase.event_id), "-inf", below)
             return sum(int(n) for n in pipe.execute())
+
+    def watch(self, purchase_ids: Sequence[str]) -> dict[str, tuple[Purchase, int]]:
+        """Two pipelined round trips: every purchase's hash, then two counts per undecided one."""
+        with mapped_errors():
+            pipe = self.client.pipeline(transaction=False)
+            for purchase_id in purchase_ids:
+                pipe.hgetall(self._key("p", purchase_id))
+            rows = cast(list[dict[str, str]], pipe.execute())
+            found = [
+                _purchase(pid, row) for pid, row in zip(purchase_ids, rows, strict=True) if row
+            ]
+            waiting = [
+                p
+                for p in found
+                if p.position is not None
+                and p.status in (PurchaseStatus.QUEUED, PurchaseStatus.FAILED)
+            ]
+            pipe = self.client.pipeline(transaction=False)
+            for p in waiting:
+                pipe.zcount(self._key("line", p.event_id), "-inf", f"({p.position}")
+                pipe.zcount(self._key("deadline", p.event_id), "-inf", f"({p.position}")
+            counts = [int(n) for n in pipe.execute()] if waiting else []
+        ahead = {p.id: counts[2 * i] + counts[2 * i + 1] for i, p in enumerate(waiting)}
+        return {p.id: (p, ahead.get(p.id, 0)) for p in found}
 
     def depth(self, event_id: str) -> int:
         with mapped_errors():
@@ -325,7 +355,13 @@ class RedisQueue(PurchaseQueue):
             count = self._redrive(
                 args=[self.prefix, event_id or "", orjson.dumps(list(purchase_ids or []))]
             )
+            if count:
+                self.client.publish(self._key("decided"), event_id or ALL_EVENTS)
         return int(count)
+
+    def decision_feed(self) -> DecisionFeed:
+        """A subscription to this prefix's `decided` channel (Redis pub/sub)."""
+        return RedisDecisionFeed(self.client, self._key("decided"))
 
     def ping(self) -> None:
         with mapped_errors():
@@ -418,3 +454,31 @@ def _purchase(purchase_id: str, row: dict[str, str]) -> Purchase:
         idempotency_key=row["key"] or None,
         request_hash=row["hash"] or None,
     )
+
+
+class RedisDecisionFeed(DecisionFeed):
+    """The event ids published on a channel by `complete`, `fail` and `redrive`."""
+
+    def __init__(self, client: redis.Redis, channel: str) -> None:
+        with mapped_errors():
+            self._pubsub = client.pubsub()  # type: ignore[no-untyped-call]
+            self._pubsub.subscribe(channel)
+            # Wait for the confirmation: what is published after this returns is heard.
+            deadline = time.monotonic() + SOCKET_TIMEOUT
+            while time.monotonic() < deadline:
+                message = self._pubsub.get_message(timeout=0.1)
+                if message is not None and message["type"] == "subscribe":
+                    break
+
+    def wait(self, timeout: float) -> set[str]:
+        found: set[str] = set()
+        with mapped_errors():
+            message = self._pubsub.get_message(timeout=timeout)
+            while message is not None:
+                if message["type"] == "message":
+                    found.add(str(message["data"]))
+                message = self._pubsub.get_message(timeout=0)
+        return found
+
+    def close(self) -> None:
+        self._pubsub.close()

@@ -7,6 +7,7 @@ decisions follow positions; an expired event lease makes its entries deliverable
 
 from __future__ import annotations
 
+import bisect
 import sqlite3
 import time
 from collections.abc import Sequence
@@ -208,6 +209,41 @@ class SqliteQueue(PurchaseQueue):
             ).fetchone()
         return int(count)
 
+    def watch(self, purchase_ids: Sequence[str]) -> dict[str, tuple[Purchase, int]]:
+        """One read snapshot: the purchases by id, then each event's undecided positions up
+        to the highest one watched (counted in Python: one scan, not a count per purchase)."""
+        found: list[Purchase] = []
+        with self.db.read() as conn:
+            for start in range(0, len(purchase_ids), WATCH_CHUNK):
+                chunk = purchase_ids[start : start + WATCH_CHUNK]
+                marks = ",".join("?" * len(chunk))
+                rows = conn.execute(
+                    f"SELECT {PURCHASE_COLUMNS} FROM purchases WHERE id IN ({marks})", chunk
+                ).fetchall()
+                found.extend(purchase_from_row(row) for row in rows)
+            highest: dict[str, int] = {}
+            for p in found:
+                if _undecided(p) and p.position is not None:
+                    highest[p.event_id] = max(highest.get(p.event_id, 0), p.position)
+            lines = {
+                event_id: [
+                    position
+                    for (position,) in conn.execute(
+                        "SELECT position FROM line WHERE event_id = ? AND position < ?"
+                        " ORDER BY position",
+                        (event_id, top),
+                    )
+                ]
+                for event_id, top in highest.items()
+            }
+        return {
+            p.id: (
+                p,
+                bisect.bisect_left(lines[p.event_id], p.position or 0) if _undecided(p) else 0,
+            )
+            for p in found
+        }
+
     def depth(self, event_id: str) -> int:
         with self.db.read() as conn:
             row = conn.execute(
@@ -399,3 +435,10 @@ class _AdmissionGroup:
             " undecided = undecided + excluded.undecided, ready = ready + excluded.ready",
             [(e, self.next_position[e], n, n) for e, n in added.items()],
         )
+
+
+WATCH_CHUNK = 500  # ids per IN (...) list: far below SQLite's 32,766 bound variables
+
+
+def _undecided(purchase: Purchase) -> bool:
+    return purchase.status in (PurchaseStatus.QUEUED, PurchaseStatus.FAILED)

@@ -1,29 +1,36 @@
-"""Live streams (Server-Sent Events): one purchase's progress, one event's stock."""
+"""Live streams (Server-Sent Events): one purchase's progress, one event's stock.
+
+The streams read nothing themselves: each subscribes to its event's watcher
+(`api/watch.py`), which reads the store once per tick for every stream of the process.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Header
+from fastapi import APIRouter, Header, Request
 from starlette.responses import StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 from eventpro.api.deps import ContainerDep
+from eventpro.api.errors import ApiError
+from eventpro.api.hub import Hub
+from eventpro.api.metrics import Metrics
 from eventpro.api.routes.common import errors
 from eventpro.api.routes.events import event_answer
 from eventpro.api.routes.purchases import purchase_answer
-from eventpro.services.events import view_event
-from eventpro.services.wire import event_json, purchase_json
+from eventpro.api.watch import Subscriber, purchase_body
+from eventpro.bootstrap import Container
 
 router = APIRouter(tags=["streams"])
 
-PURCHASE_POLL = 0.25  # seconds: at most four updates a second
-EVENT_POLL = 1.0
 MAX_STREAM = 3600.0  # seconds: a stream closes after an hour; clients resume with Last-Event-ID
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+KEEP_ALIVE = b": keep-alive\n\n"
 LastEventId = Annotated[str | None, Header(alias="Last-Event-ID", max_length=20)]
 
 
@@ -35,80 +42,116 @@ def _first_id(last_event_id: str | None) -> int:
     return int(last_event_id) if last_event_id and last_event_id.isdigit() else 0
 
 
-class Eta:
-    """Seconds until a queued purchase's turn, from how fast `ahead` has been falling."""
+class EventStream(StreamingResponse):
+    """An SSE answer that gives its slot back however it ends: finished, or the client left."""
 
-    def __init__(self) -> None:
-        self.first: tuple[float, int] | None = None
+    def __init__(self, body: AsyncIterator[bytes], release: Callable[[], None]) -> None:
+        super().__init__(body, media_type="text/event-stream", headers=SSE_HEADERS)
+        self._release = release
 
-    def __call__(self, ahead: int) -> float | None:
-        now = time.monotonic()
-        if self.first is None:
-            self.first = (now, ahead)
-            return None
-        start, start_ahead = self.first
-        rate = (start_ahead - ahead) / (now - start) if now > start else 0
-        return round(ahead / rate, 1) if rate > 0 else None
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._release()
 
 
-async def _stream(
-    next_body: Callable[[], Awaitable[tuple[dict[str, Any], bool]]],
+async def _events(
+    subscriber: Subscriber,
     kind: str,
-    interval: float,
+    first: tuple[dict[str, Any], bool],
     first_id: int,
+    heartbeat: float,
 ) -> AsyncIterator[bytes]:
-    """Send a body at once and whenever it changes; stop after the final one."""
+    """Send the first body, then every newer one the watcher offers, a heartbeat comment
+    when nothing was sent for `heartbeat` seconds; stop after a final body."""
     sequence, previous, deadline = first_id, None, time.monotonic() + MAX_STREAM
-    while time.monotonic() < deadline:
-        body, final = await next_body()
-        if body != previous:
+    body: dict[str, Any] | None
+    body, final = first
+    while True:
+        if body is not None and body != previous:
             sequence += 1
             previous = body
             yield sse(sequence, kind, body)
-        if final:
+        if final or time.monotonic() > deadline:
             return
-        await asyncio.sleep(interval)
+        try:
+            async with asyncio.timeout(heartbeat):  # no task per wait, unlike wait_for
+                await subscriber.changed.wait()
+        except TimeoutError:
+            yield KEEP_ALIVE
+            continue
+        if subscriber.closed:
+            return
+        body, final = subscriber.take()
 
 
-@router.get(
-    "/v1/purchases/{purchase_id}/stream",
-    responses={**errors(404), 200: {"content": {"text/event-stream": {}}}},
-)
+def _open(
+    request: Request,
+    event_id: str,
+    subscriber: Subscriber,
+    kind: str,
+    first: tuple[dict[str, Any], bool],
+    last_event_id: str | None,
+) -> EventStream:
+    hub: Hub = request.app.state.hub
+    client = request.client.host if request.client else "unknown"
+    hub.subscribe(client, event_id, subscriber)
+    heartbeat: float = request.app.state.container.settings.stream_heartbeat
+    body = _events(subscriber, kind, first, _first_id(last_event_id), heartbeat)
+    return EventStream(body, lambda: hub.unsubscribe(client, event_id, subscriber))
+
+
+def _admit_stream(request: Request) -> None:
+    """Refuse a stream over this process's or this client's bound: 429 + Retry-After."""
+    hub: Hub = request.app.state.hub
+    client = request.client.host if request.client else "unknown"
+    reason = hub.refusal(client)
+    if reason is not None:
+        metrics: Metrics = request.app.state.metrics
+        metrics.streams_refused.inc()
+        retry_after = str(request.app.state.container.settings.retry_after)
+        raise ApiError(429, "too_many_streams", reason, headers={"Retry-After": retry_after})
+
+
+STREAM_RESPONSES = {**errors(404, 429), 200: {"content": {"text/event-stream": {}}}}
+
+
+@router.get("/v1/purchases/{purchase_id}/stream", responses=STREAM_RESPONSES)
 async def purchase_stream(
-    purchase_id: str, container: ContainerDep, last_event_id: LastEventId = None
+    purchase_id: str, request: Request, container: ContainerDep, last_event_id: LastEventId = None
 ) -> StreamingResponse:
     """The purchase's JSON at once, then on every change of status or `ahead`."""
-    await purchase_answer(container, purchase_id)  # 404 before the stream starts
-    eta = Eta()
-
-    async def next_body() -> tuple[dict[str, Any], bool]:
-        view = await purchase_answer(container, purchase_id)
-        body = purchase_json(view)
-        if not view.purchase.status.is_final:
-            body["eta_seconds"] = eta(view.ahead)
-        return body, view.purchase.status.is_final
-
-    stream = _stream(next_body, "purchase", PURCHASE_POLL, _first_id(last_event_id))
-    return StreamingResponse(stream, media_type="text/event-stream", headers=SSE_HEADERS)
+    return await _purchase_stream(purchase_id, request, container, last_event_id)
 
 
-@router.get(
-    "/v1/events/{event_id}/stream",
-    responses={**errors(404), 200: {"content": {"text/event-stream": {}}}},
-)
+async def fast_purchase_stream(request: Request) -> StreamingResponse:
+    """`purchase_stream` as a bare Starlette route (see `app.HotPath`): every buyer in line
+    may hold one open, and FastAPI's middleware stack cost each stream memory and time."""
+    last_event_id = request.headers.get("last-event-id")
+    if last_event_id is not None and len(last_event_id) > 20:
+        last_event_id = None
+    purchase_id = request.path_params["purchase_id"]
+    return await _purchase_stream(purchase_id, request, request.app.state.container, last_event_id)
+
+
+async def _purchase_stream(
+    purchase_id: str, request: Request, container: Container, last_event_id: str | None
+) -> StreamingResponse:
+    _admit_stream(request)
+    view = await purchase_answer(container, purchase_id)  # 404 before the stream starts
+    subscriber = Subscriber(purchase_id=purchase_id)
+    first = purchase_body(view)
+    return _open(request, view.purchase.event_id, subscriber, "purchase", first, last_event_id)
+
+
+@router.get("/v1/events/{event_id}/stream", responses=STREAM_RESPONSES)
 async def event_stream(
-    event_id: str, container: ContainerDep, last_event_id: LastEventId = None
+    event_id: str, request: Request, container: ContainerDep, last_event_id: LastEventId = None
 ) -> StreamingResponse:
     """The event's JSON at most once a second while the sale runs."""
-    await event_answer(container, event_id)
-
-    async def next_body() -> tuple[dict[str, Any], bool]:
-        view = await asyncio.to_thread(
-            view_event, container.store, container.queue, container.clock, event_id
-        )
-        assert view is not None
-        settled = view.status.value == "sold_out" and view.queue_depth == 0
-        return event_json(view), settled
-
-    stream = _stream(next_body, "event", EVENT_POLL, _first_id(last_event_id))
-    return StreamingResponse(stream, media_type="text/event-stream", headers=SSE_HEADERS)
+    _admit_stream(request)
+    body = await event_answer(container, event_id)
+    queue: Any = body["queue"]
+    settled = body["status"] == "sold_out" and queue["depth"] == 0
+    return _open(request, event_id, Subscriber(), "event", (body, settled), last_event_id)

@@ -1,0 +1,1 @@
+"""The pages: Jinja2 templates and static files served by the API process."""
