@@ -42,9 +42,19 @@ def run_once(
     overlap: Executor | None = None,
     go_on: Callable[[], bool] = lambda: True,
     on_batch: Callable[[BatchResult], None] | None = None,
+    check_first: bool = False,
 ) -> BatchResult | None:
-    """One step of a worker: a streak of batches, or None when a backend failed (logged)."""
+    """One step of a worker: a streak of batches, or None when a backend failed (logged).
+
+    With `check_first` (after a failure) it leases nothing until both backends answer: a
+    batch leased while the store is down only expires, and every expiry counts as a
+    delivery of its requests, which would send them to the dead-letter queue after
+    `max_attempts` although nothing is wrong with them.
+    """
     try:
+        if check_first:
+            store.ping()
+            queue.ping()
         return decide_streak(store, queue, clock, policy, overlap, go_on, on_batch)
     except StoreError as exc:
         log.warning("worker: backend failed, backing off: %s", exc)
@@ -72,10 +82,12 @@ def run_blocking(
     """Decide batches until `stop` is set; the batches in progress are finished first."""
     idle, failing = Backoff(*IDLE_SLEEP), Backoff(*ERROR_SLEEP)
     with overlap_thread(policy) as overlap:
+        failed = False
         while not stop.is_set():
             result = run_once(
-                store, queue, clock, policy, overlap, lambda: not stop.is_set(), on_batch
+                store, queue, clock, policy, overlap, lambda: not stop.is_set(), on_batch, failed
             )
+            failed = result is None
             if result is None:
                 stop.wait(failing.next())
                 continue
@@ -97,10 +109,20 @@ async def run_async(
     """The same loop inside an event loop (`serve`): each streak runs in a thread."""
     idle, failing = Backoff(*IDLE_SLEEP), Backoff(*ERROR_SLEEP)
     with overlap_thread(policy) as overlap:
+        failed = False
         while not stop.is_set():
             result = await asyncio.to_thread(
-                run_once, store, queue, clock, policy, overlap, lambda: not stop.is_set(), on_batch
+                run_once,
+                store,
+                queue,
+                clock,
+                policy,
+                overlap,
+                lambda: not stop.is_set(),
+                on_batch,
+                failed,
             )
+            failed = result is None
             if result is None:
                 delay = failing.next()
             else:
