@@ -7,7 +7,6 @@ decisions follow positions; an expired event lease makes its entries deliverable
 
 from __future__ import annotations
 
-import bisect
 import sqlite3
 import time
 from collections.abc import Sequence
@@ -189,29 +188,12 @@ class SqliteQueue(PurchaseQueue):
     def ahead(self, purchase: Purchase) -> int:
         """O(log n): counters above the highest decided position, the few left behind
         below it (see migrations/0003)."""
-        if purchase.position is None:
-            return 0
-        position = purchase.position
         with self.db.read() as conn:
-            row = conn.execute(
-                "SELECT undecided, next_position, decided_top FROM lines WHERE event_id = ?",
-                (purchase.event_id,),
-            ).fetchone()
-            if row is None:
-                return 0
-            undecided, next_position, top = row
-            if position > top:  # every position from here on is undecided: no scan
-                return max(0, int(undecided) - (int(next_position) - position))
-            # below the top only the requests left behind remain in the line: few rows
-            (count,) = conn.execute(
-                "SELECT count(*) FROM line WHERE event_id = ? AND position < ?",
-                (purchase.event_id, position),
-            ).fetchone()
-        return int(count)
+            return _ahead(conn, purchase.event_id, purchase.position)
 
     def watch(self, purchase_ids: Sequence[str]) -> dict[str, tuple[Purchase, int]]:
-        """One read snapshot: the purchases by id, then each event's undecided positions up
-        to the highest one watched (counted in Python: one scan, not a count per purchase)."""
+        """One read snapshot: the purchases by id, and `ahead` of each undecided one, in
+        O(log n) each as `ahead` counts it."""
         found: list[Purchase] = []
         with self.db.read() as conn:
             for start in range(0, len(purchase_ids), WATCH_CHUNK):
@@ -221,28 +203,10 @@ class SqliteQueue(PurchaseQueue):
                     f"SELECT {PURCHASE_COLUMNS} FROM purchases WHERE id IN ({marks})", chunk
                 ).fetchall()
                 found.extend(purchase_from_row(row) for row in rows)
-            highest: dict[str, int] = {}
-            for p in found:
-                if _undecided(p) and p.position is not None:
-                    highest[p.event_id] = max(highest.get(p.event_id, 0), p.position)
-            lines = {
-                event_id: [
-                    position
-                    for (position,) in conn.execute(
-                        "SELECT position FROM line WHERE event_id = ? AND position < ?"
-                        " ORDER BY position",
-                        (event_id, top),
-                    )
-                ]
-                for event_id, top in highest.items()
+            return {
+                p.id: (p, _ahead(conn, p.event_id, p.position) if _undecided(p) else 0)
+                for p in found
             }
-        return {
-            p.id: (
-                p,
-                bisect.bisect_left(lines[p.event_id], p.position or 0) if _undecided(p) else 0,
-            )
-            for p in found
-        }
 
     def depth(self, event_id: str) -> int:
         with self.db.read() as conn:
@@ -323,6 +287,26 @@ def _record_decisions(conn: sqlite3.Connection, done: list[tuple[Purchase, Decis
             if d.status is PurchaseStatus.REJECTED
         ],
     )
+
+
+def _ahead(conn: sqlite3.Connection, event_id: str, position: int | None) -> int:
+    """Undecided requests of the event before `position`: from the line's counters above
+    its highest decided position, by counting the few left behind below it."""
+    if position is None:
+        return 0
+    row = conn.execute(
+        "SELECT undecided, next_position, decided_top FROM lines WHERE event_id = ?",
+        (event_id,),
+    ).fetchone()
+    if row is None:
+        return 0
+    undecided, next_position, top = row
+    if position > top:  # every position from here on is undecided: no scan
+        return max(0, int(undecided) - (int(next_position) - position))
+    (count,) = conn.execute(
+        "SELECT count(*) FROM line WHERE event_id = ? AND position < ?", (event_id, position)
+    ).fetchone()
+    return int(count)
 
 
 def _dead_letter(row: Row) -> DeadLetter:
