@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from eventpro import __version__
 from eventpro.api import errors, openapi
 from eventpro.api.errors import error_response
+from eventpro.api.hot import HotRoutes
 from eventpro.api.hub import Hub
 from eventpro.api.limits import BodyLimit
 from eventpro.api.metrics import Metrics
@@ -86,20 +87,16 @@ def create_app(
     for module in (events, purchases, streams, admin, health, pages, dashboard):
         app.include_router(module.router)
     app.mount("/static", pages.static_files(), name="static")
-    # The hot path, as a bare Starlette app beside FastAPI's (see `purchases.fast_purchase`).
-    hot = Starlette(
-        routes=[
-            NamedRoute(PURCHASES, purchases.fast_purchase, methods=["POST"]),
-            NamedRoute(PURCHASE, purchases.fast_get_purchase, methods=["GET"]),
-            NamedRoute(PURCHASE_STREAM, streams.fast_purchase_stream, methods=["GET"]),
-        ]
-    )
-    hot.state = app.state  # the same admission service, metrics and token
-    for served in (app, hot):
+    # The buyers' stream, long-lived, as a bare Starlette app beside FastAPI's.
+    stream = NamedRoute(PURCHASE_STREAM, streams.fast_purchase_stream, methods=["GET"])
+    buyers = Starlette(routes=[stream])
+    buyers.state = app.state  # the same hub, metrics and token
+    for served in (app, buyers):
         errors.install(served, settings.retry_after)
         served.add_middleware(BodyLimit, admin_token=app.state.admin_token)
         served.add_middleware(CountRequests, metrics=metrics)
-    return HotPath(app, hot)
+    hot = HotRoutes(openapi.api_routes(app.routes), app.state, settings.retry_after)
+    return HotPath(app, hot, (stream.path_regex, buyers))
 
 
 def drain_on_exit(hub: Hub) -> Callable[[], None]:
@@ -127,8 +124,6 @@ def drain_on_exit(hub: Hub) -> Callable[[], None]:
     return restore
 
 
-PURCHASES = "/v1/events/{event_id}/purchases"
-PURCHASE = "/v1/purchases/{purchase_id}"
 PURCHASE_STREAM = "/v1/purchases/{purchase_id}/stream"
 
 
@@ -148,24 +143,20 @@ def _admin_token(settings: Settings) -> bytes:
 
 
 PLAIN_PATH = re.compile(r"[\x21-\x7e]{1,2000}")
-HOT_PATHS = {  # method -> the paths HotPath serves from the bare app
-    "POST": re.compile(r"/v1/events/[^/]+/purchases"),
-    "GET": re.compile(r"/v1/purchases/[^/]+(/stream)?"),
-}
 
 
 class HotPath:
     """Sends the two requests of a spike, `POST /v1/events/{id}/purchases` and the buyers'
-    polls `GET /v1/purchases/{id}`, straight to their bare Starlette app, and every other
-    request, the lifespan included, to FastAPI.
-
-    FastAPI's own middleware stack (telemetry, a second body limit, an exit stack per
-    request) cost more than half of the time of these two; the routes FastAPI keeps for
-    them document them in `/openapi.json`.
+    polls `GET /v1/purchases/{id}`, to their raw ASGI handlers (`api/hot.py`), the buyers'
+    stream to a bare Starlette app, and every other request, the lifespan included, to
+    FastAPI, whose routes document the first two in `/openapi.json`.
     """
 
-    def __init__(self, api: FastAPI, hot: ASGIApp) -> None:
+    def __init__(
+        self, api: FastAPI, hot: HotRoutes, stream: tuple[re.Pattern[str], ASGIApp]
+    ) -> None:
         self.api, self.hot = api, hot
+        self.stream_path, self.stream = stream
         self.state = api.state
         self._routes = [
             (route.path_regex, frozenset(route.methods or ()))
@@ -181,9 +172,12 @@ class HotPath:
             # nothing, and must never reach a store (PostgreSQL refuses NUL in text)
             await error_response(404, "not_found", "no such resource")(scope, receive, send)
             return
-        path = HOT_PATHS.get(scope["method"])
-        if path is not None and path.fullmatch(scope["path"]):
-            await self.hot(scope, receive, send)
+        matched = self.hot.match(scope)
+        if matched is not None:
+            await self.hot.serve(scope, receive, send, matched)
+            return
+        if scope["method"] == "GET" and self.stream_path.match(scope["path"]):
+            await self.stream(scope, receive, send)
             return
         allowed = self._allowed(scope["path"])
         if allowed and scope["method"] not in allowed:

@@ -17,10 +17,14 @@ M = TypeVar("M", bound=BaseModel)
 
 
 async def parse_body(request: Request, model: type[M]) -> M:
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type != "application/json" and not content_type.endswith("+json"):
+    return parse_json(request.headers.get("content-type", ""), await request.body(), model)
+
+
+def parse_json(content_type: str, raw: bytes, model: type[M]) -> M:
+    """`raw` as `model`, if `content_type` says JSON."""
+    media_type = content_type.split(";")[0].strip().lower()
+    if media_type != "application/json" and not media_type.endswith("+json"):
         raise ApiError(400, "unsupported_media_type", "send the body as application/json")
-    raw = await request.body()
     try:
         return model.model_validate_json(raw)
     except ValidationError as exc:

@@ -105,38 +105,34 @@ async def _http(_: Request, exc: Exception) -> Response:
     return error_response(exc.status_code, code, str(exc.detail), headers=headers)
 
 
-async def _api(_: Request, exc: Exception) -> Response:
-    assert isinstance(exc, ApiError)
-    return error_response(exc.status, exc.code, exc.message, exc.field, exc.headers)
-
-
-async def _domain(_: Request, exc: Exception) -> Response:
-    assert isinstance(exc, DomainError)
-    status = DOMAIN_STATUS.get(type(exc), 422)
-    headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else None
-    return error_response(status, exc.code, exc.message, exc.field, headers)
+def error_for(exc: Exception, retry_after: int) -> Response:
+    """The contract's answer to an exception raised while answering a request."""
+    if isinstance(exc, ApiError):
+        return error_response(exc.status, exc.code, exc.message, exc.field, exc.headers)
+    if isinstance(exc, DomainError):
+        status = DOMAIN_STATUS.get(type(exc), 422)
+        headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else None
+        return error_response(status, exc.code, exc.message, exc.field, headers)
+    if isinstance(exc, Unavailable):
+        # the cause (host names, ports, driver messages) goes to the log, not to callers
+        log.warning("backend unavailable: %s", exc)
+        message = f"a backend is unavailable; try again in {retry_after} s"
+        headers = {"Retry-After": str(retry_after)}
+        return error_response(503, "backend_unavailable", message, headers=headers)
+    if isinstance(exc, StoreError):
+        log.error("backend error: %s", exc)
+        return error_response(500, "internal_error", "the backend failed; this is a bug")
+    log.exception("unhandled error", exc_info=exc)
+    return error_response(500, "internal_error", "an unexpected error; this is a bug")
 
 
 def install(app: Starlette, retry_after: int) -> None:
     """Register the handlers that turn exceptions into error answers."""
 
-    async def _store(_: Request, exc: Exception) -> Response:
-        if isinstance(exc, Unavailable):
-            # the cause (host names, ports, driver messages) goes to the log, not to callers
-            log.warning("backend unavailable: %s", exc)
-            message = f"a backend is unavailable; try again in {retry_after} s"
-            headers = {"Retry-After": str(retry_after)}
-            return error_response(503, "backend_unavailable", message, headers=headers)
-        log.error("backend error: %s", exc)
-        return error_response(500, "internal_error", "the backend failed; this is a bug")
-
-    async def _unexpected(_: Request, exc: Exception) -> Response:
-        log.exception("unhandled error", exc_info=exc)
-        return error_response(500, "internal_error", "an unexpected error; this is a bug")
+    async def _answer(_: Request, exc: Exception) -> Response:
+        return error_for(exc, retry_after)
 
     app.add_exception_handler(RequestValidationError, _validation)
     app.add_exception_handler(StarletteHTTPException, _http)
-    app.add_exception_handler(ApiError, _api)
-    app.add_exception_handler(DomainError, _domain)
-    app.add_exception_handler(StoreError, _store)
-    app.add_exception_handler(Exception, _unexpected)
+    for kind in (ApiError, DomainError, StoreError, Exception):
+        app.add_exception_handler(kind, _answer)

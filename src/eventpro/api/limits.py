@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hmac
 
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from eventpro.api.errors import error_response
@@ -64,6 +65,10 @@ class BodyLimit:
             await self._refuse(scope, receive, send, limit)
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
-        REFUSED["body_too_large"] += 1
-        response = error_response(413, "body_too_large", f"the body is over {limit // 1024} KiB")
-        await response(scope, receive, send)
+        await refuse_body(limit)(scope, receive, send)
+
+
+def refuse_body(limit: int) -> Response:
+    """The 413 of a body over `limit` bytes, counted in `/metrics`."""
+    REFUSED["body_too_large"] += 1
+    return error_response(413, "body_too_large", f"the body is over {limit // 1024} KiB")

@@ -15,7 +15,7 @@ from datetime import datetime
 from eventpro.adapters.memory.queue import MemoryQueue
 from eventpro.adapters.memory.store import MemoryInventoryStore
 from eventpro.domain.allocation import SectionStock, allocate_batch
-from eventpro.domain.model import DecidedBatch, Purchase
+from eventpro.domain.model import NAIVE_PAUSE_S, DecidedBatch, Purchase
 from eventpro.ports import Delivery, InventoryStore, PurchaseQueue
 
 
@@ -26,7 +26,7 @@ class UnsafeMemoryInventoryStore(MemoryInventoryStore):
     they catch an oversell. Never use it for anything else.
     """
 
-    pause_seconds = 0.002
+    pause_seconds = NAIVE_PAUSE_S  # the app-side time of the incident's read-then-write
 
     def decide(self, purchases: Sequence[Purchase], now: datetime) -> DecidedBatch:
         decisions = []

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Header, Query, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from eventpro.api.body import documented, parse_body
+from eventpro.api.body import documented, parse_json
 from eventpro.api.deps import Admin, ContainerDep, Cursor, Limit
 from eventpro.api.errors import ApiError
 from eventpro.api.metrics import Metrics
@@ -61,43 +61,40 @@ def _check_key(key: str | None) -> None:
 async def purchase(
     event_id: str, request: Request, idempotency_key: IdempotencyKey = None
 ) -> Response:
-    """Ask for tickets: answered at once with a place in line, decided soon after."""
-    return await admit(request, event_id, idempotency_key)
+    """Ask for tickets: answered at once with a place in line, decided soon after.
+
+    Served by the raw hot path (`api/hot.py`) in the app; this route documents it."""
+    content_type = request.headers.get("content-type", "")
+    raw = await request.body()
+    status, body = await admit(request.app.state, event_id, content_type, raw, idempotency_key)
+    return json_response(body, status)
 
 
-async def fast_purchase(request: Request) -> Response:
-    """The same endpoint as `purchase`, mounted as a bare Starlette route in front of it.
-
-    FastAPI's parameter solving costs more than the whole admission on this, the one
-    hot path: `create_app` serves it from here, and the route above documents it.
-    """
-    event_id = request.path_params["event_id"]
-    return await admit(request, event_id, request.headers.get("idempotency-key"))
-
-
-async def admit(request: Request, event_id: str, idempotency_key: str | None) -> Response:
+async def admit(
+    state: Any, event_id: str, content_type: str, raw: bytes, idempotency_key: str | None
+) -> tuple[int, dict[str, Any]]:
+    """The answer to a purchase POST: its status and JSON body."""
     started = time.perf_counter()
     _check_key(idempotency_key)
-    body = await parse_body(request, PurchaseIn)
+    body = parse_json(content_type, raw, PurchaseIn)
     request_input = PurchaseInput(
         buyer_id=body.buyer_id,
         section=body.section,
         seats=tuple(body.seats) if body.seats is not None else None,
         quantity=body.quantity,
     )
-    state = request.app.state
     if state.synchronous is not None:  # `serve --strategy naive|locking|conditional`
         return await sell_now(state, event_id, request_input, idempotency_key)
     admitted = await state.admission.submit(event_id, request_input, idempotency_key)
     metrics: Metrics = state.metrics
     metrics.count_admission(admitted.purchase.status.value)
     metrics.admission_latency.observe(time.perf_counter() - started)
-    return json_response(accepted_json(admitted.purchase), 202)
+    return 202, accepted_json(admitted.purchase)
 
 
 async def sell_now(
     state: Any, event_id: str, request_input: PurchaseInput, idempotency_key: str | None
-) -> Response:
+) -> tuple[int, dict[str, Any]]:
     """A synchronous strategy: `201` with the order, or `409` with the reason, at once."""
     sale: SynchronousSale = state.synchronous
     try:
@@ -116,7 +113,7 @@ async def sell_now(
         "reason": None,
         "order": order_summary_json(order),
     }
-    return json_response(body, 201)
+    return 201, body
 
 
 async def purchase_answer(container: ContainerDep, purchase_id: str) -> PurchaseView:
@@ -132,21 +129,23 @@ async def get_purchase(purchase_id: str, request: Request) -> Response:
 
     A queued answer says in `Retry-After` when asking again is worth it, so that tens of
     thousands of waiting buyers polling do not crowd out the sale they wait for. Polls of
-    one moment are read together (`services/polls.py`).
+    one moment are read together (`services/polls.py`). Served by the raw hot path
+    (`api/hot.py`) in the app; this route documents it.
     """
-    polls: PollReader = request.app.state.polls
+    body, headers = await poll(request.app.state, purchase_id)
+    return json_response(body, headers=headers)
+
+
+async def poll(state: Any, purchase_id: str) -> tuple[dict[str, Any], dict[str, str] | None]:
+    """A purchase's JSON, and a `Retry-After` header while it is not decided."""
+    polls: PollReader = state.polls
     view = await polls.view(purchase_id)
     if view is None:
         raise not_found("purchase", purchase_id)
     headers = None
     if not view.purchase.status.is_final:
         headers = {"Retry-After": str(poll_after(view.ahead))}
-    return json_response(purchase_json(view), headers=headers)
-
-
-async def fast_get_purchase(request: Request) -> Response:
-    """`get_purchase` as a bare Starlette route: every buyer in line polls it."""
-    return await get_purchase(request.path_params["purchase_id"], request)
+    return purchase_json(view), headers
 
 
 POLL_RATE = 2_000  # decisions per second assumed when pacing polls: a low, safe estimate

@@ -1,0 +1,184 @@
+"""The two requests of a spike as raw ASGI: the purchase POST and the buyer's poll.
+
+Under load these two are nearly all of the traffic, and the middleware chain around a
+Starlette route (error and exception middlewares, router, body limit, request counter, a
+`send` wrapper for each, a `Request` object) cost more of the event loop than the
+admission itself (docs/perf.md). Here each is one coroutine that reads the head once,
+the body within the contract's limit, and writes one answer, keeping the contract:
+
+- the same handlers decide the answer (`routes/purchases.py`), and the same mapping
+  turns exceptions into the contract's error shape (`errors.error_for`);
+- the same limits (16 KiB body, checked on Content-Length before reading and on the
+  bytes as they come) and the same metrics (requests by route template and status,
+  admission latency);
+- the routes are FastAPI's own, by path and method: `HotRoutes` serves the routes of
+  `HOT` that FastAPI documents, matched by their own regular expressions, so the
+  documented API and the hot path cannot drift (tests/integration/test_hot_path.py).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+from starlette.types import Message, Receive, Scope, Send
+
+from eventpro.api.errors import error_for
+from eventpro.api.limits import MAX_BODY, refuse_body
+from eventpro.api.metrics import Metrics
+from eventpro.api.routes import purchases
+
+JSON = (b"content-type", b"application/json")
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    status: int
+    body: bytes
+    headers: tuple[tuple[bytes, bytes], ...] = ()
+
+    @classmethod
+    def of(cls, response: Response) -> Answer:
+        kept = tuple((k, v) for k, v in response.raw_headers if k != b"content-length")
+        return cls(response.status_code, bytes(response.body), kept)
+
+
+@dataclass(frozen=True, slots=True)
+class RawRequest:
+    """What a hot handler reads: path parameters, two headers, the body, app state."""
+
+    params: dict[str, str]
+    content_type: str
+    idempotency_key: str | None
+    body: bytes
+    state: Any
+
+
+async def _admit(request: RawRequest) -> Answer:
+    status, body = await purchases.admit(
+        request.state,
+        request.params["event_id"],
+        request.content_type,
+        request.body,
+        request.idempotency_key,
+    )
+    return Answer(status, orjson.dumps(body))
+
+
+async def _poll(request: RawRequest) -> Answer:
+    body, headers = await purchases.poll(request.state, request.params["purchase_id"])
+    extra = tuple((k.lower().encode(), v.encode()) for k, v in (headers or {}).items())
+    return Answer(200, orjson.dumps(body), extra)
+
+
+Handler = Callable[[RawRequest], Awaitable[Answer]]
+# (method, template) -> the handler that answers it; the template is FastAPI's route's
+HOT: dict[tuple[str, str], Handler] = {
+    ("POST", "/v1/events/{event_id}/purchases"): _admit,
+    ("GET", "/v1/purchases/{purchase_id}"): _poll,
+}
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class _Disconnected(Exception):
+    pass
+
+
+class HotRoutes:
+    """`match(scope)` finds a hot route; `serve` answers it."""
+
+    def __init__(self, routes: Iterable[BaseRoute], state: Any, retry_after: int) -> None:
+        self.state = state
+        self.retry_after = retry_after
+        self.metrics: Metrics = state.metrics
+        self._routes: dict[str, list[tuple[re.Pattern[str], str, Handler]]] = {}
+        for route in routes:
+            if not isinstance(route, Route):
+                continue
+            for method in route.methods or ():
+                handler = HOT.get((method, route.path))
+                if handler is not None:
+                    entry = (route.path_regex, route.path, handler)
+                    self._routes.setdefault(method, []).append(entry)
+        if self.served() != set(HOT):  # a renamed route must fail at start, not go slow
+            raise RuntimeError(f"hot routes not found among the app's: {set(HOT) - self.served()}")
+
+    def served(self) -> set[tuple[str, str]]:
+        """(method, template) of every route served here."""
+        return {(m, template) for m, entries in self._routes.items() for _, template, _ in entries}
+
+    def match(self, scope: Scope) -> tuple[str, Handler, dict[str, str]] | None:
+        for regex, template, handler in self._routes.get(scope["method"], ()):
+            found = regex.match(scope["path"])
+            if found is not None:
+                return template, handler, found.groupdict()
+        return None
+
+    async def serve(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        matched: tuple[str, Handler, dict[str, str]],
+    ) -> None:
+        template, handler, params = matched
+        content_type, length, key = _head(scope["headers"])
+        try:
+            if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
+                raise _TooLarge
+            body = await _body(receive, MAX_BODY)
+            answer = await handler(RawRequest(params, content_type, key, body, self.state))
+        except _TooLarge:
+            answer = Answer.of(refuse_body(MAX_BODY))
+        except _Disconnected:
+            return  # nobody to answer
+        except Exception as exc:  # the one place a hot answer's failure becomes its error
+            answer = Answer.of(error_for(exc, self.retry_after))
+        self.metrics.count_request(template, await self._send(send, answer))
+
+    @staticmethod
+    async def _send(send: Send, answer: Answer) -> int:
+        headers = [(b"content-length", str(len(answer.body)).encode())]
+        if not any(name == b"content-type" for name, _ in answer.headers):
+            headers.append(JSON)
+        headers.extend(answer.headers)
+        await send({"type": "http.response.start", "status": answer.status, "headers": headers})
+        await send({"type": "http.response.body", "body": answer.body})
+        return answer.status
+
+
+def _head(headers: Iterable[tuple[bytes, bytes]]) -> tuple[str, str | None, str | None]:
+    """Content-Type, Content-Length and Idempotency-Key, in one pass over the head."""
+    content_type, length, key = "", None, None
+    for name, value in headers:
+        if name == b"content-type":
+            content_type = value.decode("latin-1")
+        elif name == b"content-length":
+            length = value.decode("latin-1")
+        elif name == b"idempotency-key":
+            key = value.decode("latin-1")
+    return content_type, length, key
+
+
+async def _body(receive: Receive, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message: Message = await receive()
+        if message["type"] != "http.request":
+            raise _Disconnected
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise _TooLarge
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
