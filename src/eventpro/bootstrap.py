@@ -38,6 +38,7 @@ scoped_url = adapters.scoped_url
 drop_scope = adapters.drop_scope
 provision = adapters.provision
 bare_batched_writes = adapters.bare_batched_writes
+statement_replay = adapters.statement_replay
 max_connections = adapters.max_connections
 
 

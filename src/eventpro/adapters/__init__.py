@@ -8,6 +8,8 @@ lazily, so a backend's driver is needed only when that backend is used:
   key prefix, a database) for one test or benchmark run, and `drop_scope(url)` to remove it;
 - `bare_batched_writes(url, requests, batch_size)` (SQL stores): the store's own ceiling,
   a bare loop of batched conditional writes, which the benchmark compares workers with;
+- `statement_replay(url, store, queue)` (SQLite): journals the workers' write
+  transactions from now on, to replay them bare on a copy of the file (`StatementReplay`);
 - `provision(url)` (DynamoDB): create the tables the URL names, idempotently.
 
 Only `eventpro.bootstrap` (and the adapters' own tests) import this module.
@@ -18,7 +20,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 from types import ModuleType
-from typing import Any, cast
+from typing import Any, Protocol, cast
 from urllib.parse import urlsplit
 
 from eventpro.domain.model import Strategy
@@ -108,6 +110,20 @@ def bare_batched_writes(url: str, requests: int, batch_size: int) -> list[tuple[
         Callable[[str, int, int], list[tuple[float, int]]], _function(url, "bare_batched_writes")
     )
     return run(url, requests, batch_size)
+
+
+class StatementReplay(Protocol):
+    def mark(self, requests: int) -> None: ...
+    def run(self) -> list[tuple[float, int]]: ...
+
+
+def statement_replay(url: str, store: object, queue: object) -> StatementReplay | None:
+    """The workers' own statements on `url`, to replay bare (None: not offered here)."""
+    try:
+        found = _function(url, "statement_replay")
+    except Misconfigured:
+        return None
+    return cast(StatementReplay, found(url, store, queue))
 
 
 def max_connections(url: str) -> int | None:

@@ -33,6 +33,20 @@ def peak_rss_mib(pid: int, field: str = "VmHWM") -> float:
     return 0.0
 
 
+def tree_peak_rss_mib(pid: int, field: str = "VmHWM") -> float:
+    """The largest `peak_rss_mib` among `pid` and its descendants (a server's workers)."""
+    return max(peak_rss_mib(p, field) for p in _tree(pid))
+
+
+def _tree(pid: int) -> list[int]:
+    found = [pid]
+    with contextlib.suppress(OSError):
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            for child in (task / "children").read_text().split():
+                found += _tree(int(child))
+    return found
+
+
 def wait_healthy(url: str, process: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -6,7 +6,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from eventpro.adapters.dialects import checked_name
-from eventpro.adapters.sqlite.ceiling import bare_batched_writes
+from eventpro.adapters.sqlite.ceiling import Replay, bare_batched_writes
 from eventpro.adapters.sqlite.database import SqliteDatabase, path_from_url
 from eventpro.adapters.sqlite.queue import SqliteQueue
 from eventpro.adapters.sqlite.store import SqliteInventoryStore
@@ -41,6 +41,11 @@ def drop_scope(url: str) -> None:
         Path(f"{path}{suffix}").unlink(missing_ok=True)
 
 
+def statement_replay(url: str, store: object, queue: object) -> Replay:
+    """The workers' own statements on `url`, journaled from now on, to replay bare."""
+    return Replay(url, store, queue)
+
+
 __all__ = [
     "SqliteDatabase",
     "SqliteInventoryStore",
@@ -49,5 +54,6 @@ __all__ = [
     "drop_scope",
     "queue_from_url",
     "scoped_url",
+    "statement_replay",
     "store_from_url",
 ]

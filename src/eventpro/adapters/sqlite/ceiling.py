@@ -1,21 +1,27 @@
-"""The SQLite store's ceiling: a bare loop of the same batched writes, nothing else.
+"""The SQLite store's ceilings, which `eventpro bench` compares the workers with.
 
-`eventpro bench` runs it on a file beside the bench's and reports the workers' decision
-rate as a share of it: per batch, one `BEGIN IMMEDIATE`, one conditional `UPDATE` of the
-section by the batch's total (`… WHERE remaining >= :n`), one `executemany` INSERT of the
-orders, `COMMIT`, at the same `synchronous` level, so its fsyncs cost what the workers'
-cost. Everything the workers do beyond these writes (leases, completions, the rules) is
-what the ratio measures.
+- `Replay`: the workers' own statements, replayed bare. While the workers decide the
+  line, every write transaction of the store and the queue is journaled (statement and
+  parameters, see `database.Transaction`); then exactly those transactions run again, in
+  the same order, on a copy of the file taken before the workers started, through the
+  same `SqliteDatabase` (same pragmas, same fsyncs, same background checkpoints), with
+  nothing around them. The ratio of the two rates is what the Python around the SQL
+  costs: reading rows into objects, the rules, building the next statements.
+- `bare_batched_writes`: the least a sale can write, for scale: per batch one
+  `BEGIN IMMEDIATE`, one conditional `UPDATE` of the section by the batch's total
+  (`… WHERE remaining >= :n`), one `executemany` INSERT of the orders, `COMMIT`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import time
 from pathlib import Path
 
-from eventpro.adapters.sqlite.database import path_from_url
+from eventpro.adapters.sqlite.database import SqliteDatabase, Transaction, path_from_url
 
+Marks = list[tuple[float, int]]  # (time, requests so far)
 WINDOW = 20  # batches between two marks: as long as a worker's streak
 ORDER = "INSERT INTO orders VALUES (?, 'evt_bench', ?, ?, 'Floor', '[]', 1, 100, '2030-01-01')"
 
@@ -56,3 +62,48 @@ def _sell(conn: sqlite3.Connection, requests: int, batch_size: int) -> list[tupl
         if batch % WINDOW == 0 or done + n == requests:
             marks.append((time.perf_counter(), done + n))
     return marks
+
+
+class Replay:
+    """Journals the write transactions of `parts` (a store and a queue of one file) from
+    now on; `run()` replays them bare on a copy of the file as it was now."""
+
+    def __init__(self, url: str, *parts: object) -> None:
+        path, self._synchronous = path_from_url(url)
+        self._copy = Path(path).with_suffix(".replay.db")
+        source, copy = sqlite3.connect(path), sqlite3.connect(self._copy)
+        with contextlib.closing(source), contextlib.closing(copy):
+            source.backup(copy)
+        self._journal: list[Transaction] = []
+        self._marks: list[tuple[int, int]] = []  # (transactions so far, requests so far)
+        self._databases = [
+            db for part in parts if isinstance(db := getattr(part, "db", None), SqliteDatabase)
+        ]
+        for db in self._databases:
+            db.journal = self._journal
+
+    def mark(self, requests: int) -> None:
+        """`requests` have been decided so far."""
+        self._marks.append((len(self._journal), requests))
+
+    def run(self) -> Marks:
+        """`(time, requests so far)` marks of the journaled transactions, replayed."""
+        for db in self._databases:
+            db.journal = None
+        db = SqliteDatabase(str(self._copy), self._synchronous)
+        marks = [(time.perf_counter(), 0)]
+        try:
+            done = 0
+            for at, requests in self._marks:
+                for transaction in self._journal[done:at]:
+                    with db.write(transaction.durable) as conn:
+                        for sql, parameters, many in transaction.statements:
+                            run = conn.executemany if many else conn.execute
+                            run(sql, parameters).fetchall()
+                done = at
+                marks.append((time.perf_counter(), requests))
+        finally:
+            db.close()
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{self._copy}{suffix}").unlink(missing_ok=True)
+        return marks

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
+from typing import Any, cast
 from urllib.parse import parse_qs, urlsplit
 
 from eventpro.ports import Conflict, Misconfigured, StoreError, Unavailable
@@ -54,6 +55,34 @@ def path_from_url(url: str) -> tuple[str, str]:
     return path, sync
 
 
+class Transaction:
+    """The statements of one write transaction, as executed: for `ceiling.replay`, which
+    runs exactly these against a copy of the file, with nothing around them."""
+
+    def __init__(self, durable: bool) -> None:
+        self.durable = durable
+        self.statements: list[tuple[str, Any, bool]] = []  # (sql, parameters, many)
+
+
+class _Recording:
+    """A connection that notes each statement into a `Transaction` before running it."""
+
+    def __init__(self, conn: sqlite3.Connection, transaction: Transaction) -> None:
+        self._conn, self._transaction = conn, transaction
+
+    def execute(self, sql: str, parameters: Any = ()) -> sqlite3.Cursor:
+        self._transaction.statements.append((sql, parameters, False))
+        return self._conn.execute(sql, parameters)
+
+    def executemany(self, sql: str, parameters: Any) -> sqlite3.Cursor:
+        parameters = list(parameters)
+        self._transaction.statements.append((sql, parameters, True))
+        return self._conn.executemany(sql, parameters)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._conn, name)
+
+
 class SqliteDatabase:
     """A SQLite file shared by the store and the queue; one connection per thread."""
 
@@ -63,6 +92,8 @@ class SqliteDatabase:
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
+        # When a list, every write transaction is appended to it (see `ceiling.Replay`).
+        self.journal: list[Transaction] | None = None
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         self.migrate()
         self._stop = threading.Event()
@@ -109,7 +140,12 @@ class SqliteDatabase:
             try:
                 conn.execute("BEGIN IMMEDIATE")
                 try:
-                    yield conn
+                    if self.journal is None:
+                        yield conn
+                    else:  # appended once the write lock is held: in commit order
+                        transaction = Transaction(durable)
+                        self.journal.append(transaction)
+                        yield cast(sqlite3.Connection, _Recording(conn, transaction))
                 except BaseException:
                     conn.execute("ROLLBACK")
                     raise

@@ -315,16 +315,28 @@ def _dead_letter(row: Row) -> DeadLetter:
 
 
 def _release_if_done(conn: sqlite3.Connection, delivery: Delivery) -> None:
-    """End the event lease once none of its leased requests is left undecided."""
+    """End the event lease once none of its leased requests is left undecided.
+
+    Only the event's current lease can end (a continuing lease has replaced an older
+    one), and its requests all lie at or below `leased_through`: the scan stops there,
+    instead of running over the whole undecided line of the event."""
+    event_id, lease_id = delivery.purchase.event_id, delivery.lease_id
+    current = conn.execute(
+        "SELECT leased_through FROM lines WHERE event_id = ? AND lease_id = ?",
+        (event_id, lease_id),
+    ).fetchone()
+    if current is None:
+        return
     left = conn.execute(
-        "SELECT 1 FROM line WHERE event_id = ? AND lease_id = ? AND dead = 0 LIMIT 1",
-        (delivery.purchase.event_id, delivery.lease_id),
+        "SELECT 1 FROM line WHERE event_id = ? AND position <= ? AND lease_id = ?"
+        " AND dead = 0 LIMIT 1",
+        (event_id, current[0], lease_id),
     ).fetchone()
     if left is None:
         conn.execute(
             "UPDATE lines SET leased_until = 0, lease_id = NULL"
             " WHERE event_id = ? AND lease_id = ?",
-            (delivery.purchase.event_id, delivery.lease_id),
+            (event_id, lease_id),
         )
 
 
