@@ -186,6 +186,12 @@ class InventoryStore(abc.ABC):
     def get_order(self, order_id: str) -> Order | None:
         """The order with this id, or None."""
 
+    def get_orders(self, order_ids: Sequence[str]) -> dict[str, Order]:
+        """The orders with these ids, by id; unknown ids are left out. Adapters read them
+        together (a group of buyers' polls); this default reads them one by one."""
+        found = {order_id: self.get_order(order_id) for order_id in order_ids}
+        return {order_id: order for order_id, order in found.items() if order is not None}
+
     @abc.abstractmethod
     def list_orders(self, event_id: str, limit: int, cursor: str | None) -> Page[Order]:
         """A page of the event's orders in allocation order."""

@@ -136,6 +136,20 @@ def test_orders_are_listed_in_allocation_order_with_cursors(
     assert store.get_order("ord_missing") is None
 
 
+def test_orders_read_together_are_the_orders_read_one_by_one(
+    store: InventoryStore, partner_queue: PurchaseQueue
+) -> None:
+    event = new_event(store, capacity=20)
+    purchases = _queued(partner_queue, *(admission(event, f"b{i}") for i in range(5)))
+    decided = store.decide(purchases, NOW).decisions
+    ids = [d.order.id for d in decided if d.order is not None]
+    assert len(ids) == 5
+    asked = [*ids, ids[0], "ord_missing"]  # a repeat and an unknown id
+    together = store.get_orders(asked)
+    assert together == {order_id: store.get_order(order_id) for order_id in ids}
+    assert store.get_orders([]) == {}
+
+
 def test_paging_events_while_creating_never_repeats_or_skips(store: InventoryStore) -> None:
     created = [new_event(store).id for _ in range(5)]
     first = store.list_events(2, None)

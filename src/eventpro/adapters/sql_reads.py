@@ -19,6 +19,7 @@ ORDER_COLUMNS = (
     "seq, id, event_id, buyer_id, purchase_id, section, seats, quantity, amount_cents, created_at"
 )
 Rows = Sequence[Sequence[Any]]
+ORDERS_AT_ONCE = 500  # ids per statement of `get_orders`
 
 
 class SqlReads(InventoryStore):
@@ -42,6 +43,16 @@ class SqlReads(InventoryStore):
     def get_order(self, order_id: str) -> Order | None:
         rows = self._rows(f"SELECT {ORDER_COLUMNS} FROM orders WHERE id = %s", (order_id,))
         return self._order_of(rows[0]) if rows else None
+
+    def get_orders(self, order_ids: Sequence[str]) -> dict[str, Order]:
+        found: dict[str, Order] = {}
+        unique = list(dict.fromkeys(order_ids))
+        for start in range(0, len(unique), ORDERS_AT_ONCE):
+            chunk = unique[start : start + ORDERS_AT_ONCE]
+            marks = ", ".join(["%s"] * len(chunk))  # one placeholder per id, never the id
+            rows = self._rows(f"SELECT {ORDER_COLUMNS} FROM orders WHERE id IN ({marks})", chunk)
+            found.update((order.id, order) for order in map(self._order_of, rows))
+        return found
 
     def list_orders(self, event_id: str, limit: int, cursor: str | None) -> Page[Order]:
         after = decode_cursor(cursor) if cursor else 0

@@ -32,13 +32,14 @@ def view_purchase(
 def view_purchases(
     store: InventoryStore, queue: PurchaseQueue, purchase_ids: Sequence[str]
 ) -> dict[str, PurchaseView]:
-    """Several purchases at once (the live streams' tick): one batch read of the line, and
-    the order of each confirmed one. Unknown ids are left out."""
-    views: dict[str, PurchaseView] = {}
-    for purchase_id, (purchase, ahead) in queue.watch(purchase_ids).items():
-        order = store.get_order(purchase.order_id) if purchase.order_id else None
-        views[purchase_id] = PurchaseView(purchase, ahead, order)
-    return views
+    """Several purchases at once (a group of polls, the live streams' tick): one batch read
+    of the line, and one of the orders of the confirmed ones. Unknown ids are left out."""
+    watched = queue.watch(purchase_ids)
+    orders = store.get_orders([p.order_id for p, _ in watched.values() if p.order_id])
+    return {
+        purchase_id: PurchaseView(purchase, ahead, orders.get(purchase.order_id or ""))
+        for purchase_id, (purchase, ahead) in watched.items()
+    }
 
 
 def count_purchases(queue: PurchaseQueue, event_id: str, page: int = 1000) -> dict[str, int]:

@@ -231,6 +231,14 @@ class SqliteInventoryStore(InventoryStore):
             row = conn.execute("SELECT * FROM orders WHERE id = ?", (order_id,)).fetchone()
         return order_from_row(row) if row else None
 
+    def get_orders(self, order_ids: Sequence[str]) -> dict[str, Order]:
+        with self.db.read() as conn:
+            rows = conn.execute(
+                "SELECT * FROM orders WHERE id IN (SELECT value FROM json_each(?))",
+                (orjson.dumps(list(order_ids)).decode(),),
+            ).fetchall()
+        return {order.id: order for order in map(order_from_row, rows)}
+
     def list_orders(self, event_id: str, limit: int, cursor: str | None) -> Page[Order]:
         after = decode_cursor(cursor) if cursor else 0
         with self.db.read() as conn:
