@@ -6,7 +6,7 @@ import psycopg
 from psycopg import sql
 
 from eventpro.adapters.dialects import checked_name, postgres_target, with_query
-from eventpro.adapters.postgres.ceiling import bare_batched_writes
+from eventpro.adapters.postgres.ceiling import Replay, bare_batched_writes
 from eventpro.adapters.postgres.database import PostgresDatabase, mapped_errors
 from eventpro.adapters.postgres.store import PostgresInventoryStore
 
@@ -27,6 +27,11 @@ def drop_scope(url: str) -> None:
         conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
 
 
+def statement_replay(url: str, store: object, queue: object) -> Replay:
+    """The store's own statements on `url`, journaled from now on, to replay bare."""
+    return Replay(url, store)
+
+
 def max_connections(url: str) -> int:
     """How many connections the server takes."""
     conninfo, _ = postgres_target(url)
@@ -42,5 +47,6 @@ __all__ = [
     "drop_scope",
     "max_connections",
     "scoped_url",
+    "statement_replay",
     "store_from_url",
 ]

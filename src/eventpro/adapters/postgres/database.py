@@ -5,13 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from importlib import resources
-from typing import Any
+from typing import Any, cast
 
 import psycopg
 from psycopg import sql
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from eventpro.adapters.dialects import postgres_target
+from eventpro.adapters.journal import Recording, Transaction
 from eventpro.ports import Conflict, Misconfigured, StoreError, Unavailable
 
 POOL_MAX = 10  # connections per process: workers write in batches, so few are needed
@@ -39,6 +40,8 @@ class PostgresDatabase:
 
     def __init__(self, url: str, max_size: int = POOL_MAX) -> None:
         conninfo, self.schema = postgres_target(url)
+        # When a list, every autocommit statement is appended to it (see `ceiling.Replay`).
+        self.journal: list[Transaction] | None = None
         self.pool = ConnectionPool(
             conninfo,
             min_size=1,
@@ -68,7 +71,12 @@ class PostgresDatabase:
         with mapped_errors(), self.pool.connection() as conn:
             conn.autocommit = True
             try:
-                yield conn
+                if self.journal is None:
+                    yield conn
+                else:
+                    transaction = Transaction()
+                    self.journal.append(transaction)
+                    yield cast(psycopg.Connection[tuple[Any, ...]], Recording(conn, transaction))
             finally:
                 # back as the pool lends it; a broken connection is the pool's to discard
                 with suppress(psycopg.Error):

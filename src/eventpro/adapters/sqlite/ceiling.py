@@ -2,7 +2,7 @@
 
 - `Replay`: the workers' own statements, replayed bare. While the workers decide the
   line, every write transaction of the store and the queue is journaled (statement and
-  parameters, see `database.Transaction`); then exactly those transactions run again, in
+  parameters, see `adapters/journal.py`); then exactly those transactions run again, in
   the same order, on a copy of the file taken before the workers started, through the
   same `SqliteDatabase` (same pragmas, same fsyncs, same background checkpoints), with
   nothing around them. The ratio of the two rates is what the Python around the SQL
@@ -19,7 +19,8 @@ import sqlite3
 import time
 from pathlib import Path
 
-from eventpro.adapters.sqlite.database import SqliteDatabase, Transaction, path_from_url
+from eventpro.adapters.journal import Transaction
+from eventpro.adapters.sqlite.database import SqliteDatabase, path_from_url
 
 Marks = list[tuple[float, int]]  # (time, requests so far)
 WINDOW = 20  # batches between two marks: as long as a worker's streak
@@ -88,8 +89,7 @@ class Replay:
 
     def run(self) -> Marks:
         """`(time, requests so far)` marks of the journaled transactions, replayed."""
-        for db in self._databases:
-            db.journal = None
+        self._stop_journaling()
         db = SqliteDatabase(str(self._copy), self._synchronous)
         marks = [(time.perf_counter(), 0)]
         try:
@@ -104,6 +104,15 @@ class Replay:
                 marks.append((time.perf_counter(), requests))
         finally:
             db.close()
-            for suffix in ("", "-wal", "-shm"):
-                Path(f"{self._copy}{suffix}").unlink(missing_ok=True)
+            self.discard()
         return marks
+
+    def discard(self) -> None:
+        """Stop journaling and delete the copy."""
+        self._stop_journaling()
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{self._copy}{suffix}").unlink(missing_ok=True)
+
+    def _stop_journaling(self) -> None:
+        for db in self._databases:
+            db.journal = None

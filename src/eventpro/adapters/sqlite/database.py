@@ -9,9 +9,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
-from typing import Any, cast
+from typing import cast
 from urllib.parse import parse_qs, urlsplit
 
+from eventpro.adapters.journal import Recording, Transaction
 from eventpro.ports import Conflict, Misconfigured, StoreError, Unavailable
 
 BUSY_TIMEOUT_MS = 5_000
@@ -53,34 +54,6 @@ def path_from_url(url: str) -> tuple[str, str]:
     if sync not in SYNCHRONOUS:
         raise Misconfigured(f"synchronous must be one of {SYNCHRONOUS}, not {sync!r}")
     return path, sync
-
-
-class Transaction:
-    """The statements of one write transaction, as executed: for `ceiling.replay`, which
-    runs exactly these against a copy of the file, with nothing around them."""
-
-    def __init__(self, durable: bool) -> None:
-        self.durable = durable
-        self.statements: list[tuple[str, Any, bool]] = []  # (sql, parameters, many)
-
-
-class _Recording:
-    """A connection that notes each statement into a `Transaction` before running it."""
-
-    def __init__(self, conn: sqlite3.Connection, transaction: Transaction) -> None:
-        self._conn, self._transaction = conn, transaction
-
-    def execute(self, sql: str, parameters: Any = ()) -> sqlite3.Cursor:
-        self._transaction.statements.append((sql, parameters, False))
-        return self._conn.execute(sql, parameters)
-
-    def executemany(self, sql: str, parameters: Any) -> sqlite3.Cursor:
-        parameters = list(parameters)
-        self._transaction.statements.append((sql, parameters, True))
-        return self._conn.executemany(sql, parameters)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._conn, name)
 
 
 class SqliteDatabase:
@@ -145,7 +118,7 @@ class SqliteDatabase:
                     else:  # appended once the write lock is held: in commit order
                         transaction = Transaction(durable)
                         self.journal.append(transaction)
-                        yield cast(sqlite3.Connection, _Recording(conn, transaction))
+                        yield cast(sqlite3.Connection, Recording(conn, transaction))
                 except BaseException:
                     conn.execute("ROLLBACK")
                     raise
