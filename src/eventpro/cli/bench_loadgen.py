@@ -31,9 +31,11 @@ wrk.body = '{BODY}'
 wrk.headers["Content-Type"] = "application/json"
 """
 # The purchase POST with a new buyer each request (one buyer's limit would refuse the
-# rest): the body has the same shape and about the same length as the load generator's.
+# rest), unique across threads and runs: the body has the shape of the load generator's.
 WRK_BUYERS = """
 local sent, thread_id, threads = 0, 0, 0
+math.randomseed(os.time() + math.floor(os.clock() * 1000000))
+local run = math.random(1000000000)
 function setup(thread)
   threads = threads + 1
   thread:set("thread_id", threads)
@@ -41,7 +43,7 @@ end
 function request()
   sent = sent + 1
   local body = string.format(
-    '{"buyer_id":"wrk%d-%d","section":"Floor","quantity":1}', thread_id, sent)
+    '{"buyer_id":"w%d-%d-%d","section":"Floor","quantity":1}', run, thread_id, sent)
   return wrk.format("POST", nil, {["Content-Type"] = "application/json"}, body)
 end
 """

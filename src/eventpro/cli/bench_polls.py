@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from eventpro.bootstrap import Servers, Tier, fresh_backends, open_queue
+from eventpro.cli.bench_loadgen import WRK_BUYERS
 from eventpro.domain.model import PurchaseRequest
 from eventpro.loadtest.client import create_event
 from eventpro.loadtest.process import free_port, peak_rss_mib, served
@@ -32,16 +33,6 @@ from eventpro.ports import Admission, IdSource, PurchaseQueue
 FIRST_LINE = 10_000
 SETTLE_S = 5.0
 GROUP = 2_000  # admissions a call: a group commit, as the API makes them
-WRK_POST = """
-counter = 0
-math.randomseed(os.time() + math.floor(os.clock() * 1000000))
-prefix = "w" .. math.random(1000000000)
-request = function()
-  counter = counter + 1
-  local body = '{"buyer_id":"' .. prefix .. counter .. '","section":"Floor","quantity":1}'
-  return wrk.format("POST", nil, {["Content-Type"] = "application/json"}, body)
-end
-"""
 
 
 def measure(tier: Tier, servers: Servers, line: int, duration: float) -> dict[str, Any]:
@@ -90,7 +81,7 @@ def _measure(
     time.sleep(SETTLE_S)  # the backends absorb the fill (SQLite checkpoints its WAL)
     poll_head = _wrk(wrk, f"{base}/v1/purchases/{head}", duration)
     poll_tail = _wrk(wrk, f"{base}/v1/purchases/{tail}", duration)
-    admission = _wrk(wrk, f"{base}/v1/events/{event_id}/purchases", duration, WRK_POST)
+    admission = _wrk(wrk, f"{base}/v1/events/{event_id}/purchases", duration, WRK_BUYERS)
     per_admission = admission["rate"] or 1.0
     return {
         "line": line,
