@@ -8,7 +8,8 @@ lazily, so a backend's driver is needed only when that backend is used:
   key prefix, a database) for one test or benchmark run, and `drop_scope(url)` to remove it;
 - `bare_batched_writes(url, requests, batch_size)` (SQL stores): the store's own ceiling,
   a bare loop of batched conditional writes, which the benchmark compares workers with;
-- `provision(url)` (DynamoDB): create the tables the URL names, idempotently.
+- `provision(url)` (DynamoDB): create the tables the URL names, idempotently;
+- `bare_calls(url, calls, threads)` (DynamoDB): the service's own time for a mix of calls.
 
 Only `eventpro.bootstrap` (and the adapters' own tests) import this module.
 """
@@ -16,7 +17,7 @@ Only `eventpro.bootstrap` (and the adapters' own tests) import this module.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from types import ModuleType
 from typing import Any, cast
 from urllib.parse import urlsplit
@@ -108,6 +109,13 @@ def bare_batched_writes(url: str, requests: int, batch_size: int) -> list[tuple[
         Callable[[str, int, int], list[tuple[float, int]]], _function(url, "bare_batched_writes")
     )
     return run(url, requests, batch_size)
+
+
+def bare_calls(url: str, calls: Sequence[tuple[str, int]], threads: int = 4) -> float:
+    """The seconds a bare loop of `calls` ((operation, items per call)) takes on `url`'s
+    service, from `threads` threads: the ceiling the AWS benchmark compares with."""
+    run = cast(Callable[..., float], _function(url, "bare_calls"))
+    return run(url, calls, threads)
 
 
 def max_connections(url: str) -> int | None:
