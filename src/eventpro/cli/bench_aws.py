@@ -25,10 +25,13 @@ import os
 import random
 import resource
 import secrets
+import shlex
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -258,6 +261,8 @@ def _results(
 ) -> dict[str, Any]:
     results: dict[str, Any] = {
         "backend": "aws",
+        "command": shlex.join(["eventpro", *sys.argv[1:]]),
+        "date": datetime.now(UTC).strftime("%Y-%m-%d"),
         "service": "the emulator (moto, one call at a time)" if emulated else endpoint or "AWS",
         "machine": {"cpus": os.cpu_count(), "connections": plan.connections},
         "buyers": plan.buyers,

@@ -30,6 +30,7 @@ class _Calls:
         self.pk = f"BARE#{uuid.uuid4().hex[:8]}"
         self.serial = itertools.count()
         self.lock = threading.Lock()
+        self.written: list[Item] = []  # keys that transactions put and have not removed
 
     def key(self) -> Item:
         with self.lock:
@@ -81,17 +82,24 @@ class _Calls:
         client.batch_get_item(RequestItems={self.table: {"Keys": keys, "ConsistentRead": True}})
 
     def TransactWriteItems(self, client: Any, items: int) -> None:
-        actions = [
-            {
-                "Put": {
-                    "TableName": self.table,
-                    "Item": self.item(),
-                    "ConditionExpression": "attribute_not_exists(pk)",
-                }
-            }
-            for _ in range(min(items, 100))
-        ]
-        client.transact_write_items(TransactItems=actions)
+        # every other transaction removes what the one before added, conditionally, as a
+        # completion removes the line entries a decision paid for: the table stays its size
+        items = min(items, 100)
+        with self.lock:
+            taken = self.written[:items] if len(self.written) >= items else []
+            del self.written[: len(taken)]
+        if taken:
+            condition, verb = "attribute_exists(pk)", "Delete"
+            actions: list[dict[str, Any]] = [{"Key": key} for key in taken]
+        else:
+            condition, verb = "attribute_not_exists(pk)", "Put"
+            actions = [{"Item": self.item()} for _ in range(items)]
+        for action in actions:
+            action |= {"TableName": self.table, "ConditionExpression": condition}
+        client.transact_write_items(TransactItems=[{verb: action} for action in actions])
+        if not taken:
+            with self.lock:
+                self.written += [{"pk": a["Item"]["pk"], "sk": a["Item"]["sk"]} for a in actions]
 
 
 def bare_calls(url: str, calls: Sequence[tuple[str, int]], threads: int = 4) -> float:
