@@ -122,18 +122,18 @@ def replay_command(
 
 
 def _applying_on_aws(chosen: list[Strategy]) -> list[Strategy]:
-    """The strategies that apply on DynamoDB: the queued one. The synchronous three are
-    designs of a SQL database (a pooled connection per request; SELECT … FOR UPDATE;
-    UPDATE … WHERE), and DynamoDB has no connections to exhaust and no row locks."""
+    """The strategies that run on DynamoDB: the queued one. The synchronous three are
+    built as sellers over a SQL database (`adapters/synchronous.py`): `locking` needs
+    SELECT … FOR UPDATE, which DynamoDB has not, and `naive`'s incident is a pool of
+    database connections running dry, which DynamoDB has not either. `conditional` would
+    map to one conditional UpdateItem per request, but no DynamoDB seller is built."""
     left_out = [s.value for s in chosen if s is not Strategy.QUEUED]
     if Strategy.QUEUED not in chosen:
-        raise typer.BadParameter(
-            "on aws only the queued strategy applies", param_hint="--strategies"
-        )
+        raise typer.BadParameter("on aws only the queued strategy runs", param_hint="--strategies")
     if left_out:
         console.print(
-            f"aws: {', '.join(left_out)} left out: synchronous designs of a SQL database"
-            " (a pooled connection per request, row locks), which DynamoDB has not"
+            f"aws: {', '.join(left_out)} left out: they are sellers over a SQL database"
+            " (row locks, a connection pool); a conditional seller on DynamoDB is not built"
         )
     return [Strategy.QUEUED]
 
