@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -234,14 +235,36 @@ async def stampede(base_url: str, event_id: str, body: dict[str, object], buyers
 
 def all_orders(server: ServerProcess, event_id: str) -> list[dict[str, object]]:
     """Every order of the event, through the admin listing's pages."""
-    orders, cursor = [], None
+    return _every_page(server, f"/v1/events/{event_id}/orders")
+
+
+def all_purchases(server: ServerProcess, event_id: str) -> list[dict[str, object]]:
+    """Every purchase of the event, through the admin listing's pages."""
+    return _every_page(server, f"/v1/events/{event_id}/purchases")
+
+
+def _every_page(server: ServerProcess, path: str) -> list[dict[str, object]]:
+    items, cursor = [], None
     while True:
         params = {"limit": 1000, **({"cursor": cursor} if cursor else {})}
-        page = server.admin.get(f"/v1/events/{event_id}/orders", params=params).json()
-        orders += page["items"]
+        page = server.admin.get(path, params=params).json()
+        items += page["items"]
         cursor = page["next_cursor"]
         if cursor is None:
-            return orders
+            return items
+
+
+def kill_after(process: subprocess.Popen[bytes], answers: int) -> Callable[[object], None]:
+    """An `on_answer` callback that SIGKILLs `process` at the `answers`-th answer."""
+    seen = 0
+
+    def on_answer(_: object) -> None:
+        nonlocal seen
+        seen += 1
+        if seen == answers:
+            process.send_signal(signal.SIGKILL)
+
+    return on_answer
 
 
 CHROMIUM = os.environ.get("EVENTPRO_CHROMIUM", "/usr/bin/chromium")

@@ -39,6 +39,7 @@ drop_scope = adapters.drop_scope
 provision = adapters.provision
 bare_batched_writes = adapters.bare_batched_writes
 statement_replay = adapters.statement_replay
+bare_calls = adapters.bare_calls
 max_connections = adapters.max_connections
 
 
@@ -127,6 +128,7 @@ class Tier(enum.StrEnum):
     SQLITE = "sqlite"  # the embedded tier: store and queue in one SQLite file
     POSTGRES = "postgres"  # the self-hosted cluster: PostgreSQL + Redis
     MARIADB = "mariadb"  # MySQL/MariaDB (the incident's database) + Redis
+    AWS = "aws"  # store and line on DynamoDB (an account, or the emulator)
 
     @classmethod
     def named(cls, name: str) -> Tier:
@@ -141,6 +143,9 @@ class Servers:
     postgres_url: str = "postgresql://postgres@127.0.0.1:5432/test"
     redis_url: str = "redis://127.0.0.1:6379/0"
     mysql_url: str = "mysql://root@127.0.0.1:3306/test"
+    # `dynamodb://PREFIX?region=…[&endpoint=…]`: the account (or emulator) of the aws tier;
+    # each run gets a prefix of its own, so PREFIX is replaced
+    dynamodb_url: str = ""
 
 
 @dataclass(frozen=True)
@@ -153,10 +158,16 @@ class Backends:
 
 def scoped_backends(tier: Tier, servers: Servers, workdir: Path) -> Backends:
     """Fresh, empty backends of `tier` for one run: a SQLite file in `workdir`, or a
-    schema, database and key prefix of their own on the servers."""
+    schema, database and key prefix (DynamoDB: a table prefix, tables created) of their
+    own on the servers."""
     scope = f"eventpro_run_{uuid.uuid4().hex[:10]}"
     if tier is Tier.SQLITE:
         url = f"sqlite:///{workdir / f'{scope}.db'}"
+        return Backends(url, url)
+    if tier is Tier.AWS:
+        if not servers.dynamodb_url:
+            raise Misconfigured("the aws tier needs a dynamodb://PREFIX?region=… URL")
+        url = scoped_url(servers.dynamodb_url, scope)
         return Backends(url, url)
     queue = scoped_url(servers.redis_url, scope)
     if tier is Tier.POSTGRES:

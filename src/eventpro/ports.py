@@ -116,6 +116,27 @@ class Admission:
     # A reason known before the line is consulted (the sale is not open yet).
     rejected_for: Reason | None = None
 
+    def purchase(self, reason: Reason | None, position: int | None) -> Purchase:
+        """The purchase this admission records: rejected for `reason` at once, or, with
+        no reason, queued at `position`."""
+        return Purchase(
+            id=self.purchase_id,
+            event_id=self.event_id,
+            request=self.request,
+            status=PurchaseStatus.REJECTED if reason else PurchaseStatus.QUEUED,
+            position=position,
+            reason=reason,
+            created_at=self.received_at,
+            idempotency_key=self.idempotency_key,
+            request_hash=self.request_hash,
+        )
+
+    def replayed(self, earlier: Purchase) -> Admitted:
+        """The answer when this admission's idempotency key already named `earlier`: that
+        purchase again, or a key mismatch if this body differs from its body."""
+        mismatch = earlier.request_hash != self.request_hash
+        return Admitted(earlier, replayed=not mismatch, key_mismatch=mismatch)
+
 
 @dataclass(frozen=True, slots=True)
 class Admitted:

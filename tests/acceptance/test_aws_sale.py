@@ -22,8 +22,10 @@ from eventpro.loadtest.client import Shot, closed_loop
 from tests.aws_support import REGION, calls
 from tests.support import (
     ServerProcess,
+    all_purchases,
     audit_acknowledged,
     free_port,
+    kill_after,
     service_env,
     wait_until,
 )
@@ -95,7 +97,7 @@ def test_a_sale_on_the_aws_tier_keeps_every_invariant(aws_emulator: str, tmp_pat
                 shots,
                 CONNECTIONS,
                 keep_body=True,
-                on_answer=_kill_after(victim, BUYERS // 4),
+                on_answer=kill_after(victim, BUYERS // 4),
                 timeout=EMULATOR_TIMEOUT,
             )
         )
@@ -114,7 +116,7 @@ def test_a_sale_on_the_aws_tier_keeps_every_invariant(aws_emulator: str, tmp_pat
             assert survivor.wait(30) == 0
         assert victim.wait(5) == -signal.SIGKILL
         counted = calls(aws_emulator)
-        purchases = _all_purchases(server, event["id"])
+        purchases = all_purchases(server, event["id"])
     positions = sorted(p["position"] for p in purchases if p["position"] is not None)
     assert positions == list(range(1, len(positions) + 1)), "positions repeat or skip"
     acknowledged = [json.loads(a.body)["purchase_id"] for a in answers]
@@ -131,26 +133,3 @@ def _per_purchase(counted: dict[str, int], purchases: int) -> dict[str, float]:
     shares = {op: round(n / purchases, 3) for op, n in sorted(counted.items())}
     shares["all"] = round(sum(counted.values()) / purchases, 3)
     return shares
-
-
-def _kill_after(process: subprocess.Popen[bytes], answers: int):
-    seen = 0
-
-    def on_answer(_: object) -> None:
-        nonlocal seen
-        seen += 1
-        if seen == answers:
-            process.send_signal(signal.SIGKILL)
-
-    return on_answer
-
-
-def _all_purchases(server: ServerProcess, event_id: str) -> list[dict[str, object]]:
-    items, cursor = [], None
-    while True:
-        params = {"limit": 1000, **({"cursor": cursor} if cursor else {})}
-        page = server.admin.get(f"/v1/events/{event_id}/purchases", params=params).json()
-        items += page["items"]
-        cursor = page["next_cursor"]
-        if cursor is None:
-            return items

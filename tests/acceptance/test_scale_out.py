@@ -21,8 +21,10 @@ import pytest
 from eventpro.loadtest.client import Shot, closed_loop
 from tests.support import (
     ServerProcess,
+    all_purchases,
     audit_acknowledged,
     free_port,
+    kill_after,
     service_env,
     throwaway_redis,
     wait_until,
@@ -97,7 +99,7 @@ def _sell_and_audit(env: dict[str, str]) -> None:
         ]
         answers = asyncio.run(
             closed_loop(
-                server.base_url, shots, 128, keep_body=True, on_answer=_kill_after(victim, 1000)
+                server.base_url, shots, 128, keep_body=True, on_answer=kill_after(victim, 1000)
             )
         )
         assert Counter(a.status for a in answers) == {202: BUYERS}
@@ -111,33 +113,10 @@ def _sell_and_audit(env: dict[str, str]) -> None:
             survivor.send_signal(signal.SIGTERM)
             assert survivor.wait(30) == 0
         assert victim.wait(5) == -signal.SIGKILL
-        purchases = _all_purchases(server, event["id"])
+        purchases = all_purchases(server, event["id"])
     positions = sorted(p["position"] for p in purchases if p["position"] is not None)
     assert positions == list(range(1, len(positions) + 1)), "positions repeat or skip"
     acknowledged = [json.loads(a.body)["purchase_id"] for a in answers]
     checked = audit_acknowledged(event["id"], env, acknowledged)
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert "BROKEN" not in checked.stdout
-
-
-def _kill_after(process: subprocess.Popen[bytes], answers: int):
-    seen = 0
-
-    def on_answer(_: object) -> None:
-        nonlocal seen
-        seen += 1
-        if seen == answers:
-            process.send_signal(signal.SIGKILL)
-
-    return on_answer
-
-
-def _all_purchases(server: ServerProcess, event_id: str) -> list[dict[str, object]]:
-    items, cursor = [], None
-    while True:
-        params = {"limit": 1000, **({"cursor": cursor} if cursor else {})}
-        page = server.admin.get(f"/v1/events/{event_id}/purchases", params=params).json()
-        items += page["items"]
-        cursor = page["next_cursor"]
-        if cursor is None:
-            return items

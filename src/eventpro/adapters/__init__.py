@@ -8,9 +8,11 @@ lazily, so a backend's driver is needed only when that backend is used:
   key prefix, a database) for one test or benchmark run, and `drop_scope(url)` to remove it;
 - `bare_batched_writes(url, requests, batch_size)` (SQL stores): the store's own ceiling,
   a bare loop of batched conditional writes, which the benchmark compares workers with;
-- `statement_replay(url, store, queue)` (SQLite): journals the workers' write
-  transactions from now on, to replay them bare on a copy of the file (`StatementReplay`);
-- `provision(url)` (DynamoDB): create the tables the URL names, idempotently.
+- `statement_replay(url, store, queue)` (SQLite, PostgreSQL): journals the workers' (or
+  the store's) write statements from now on, to replay them bare on a copy
+  (`StatementReplay`);
+- `provision(url)` (DynamoDB): create the tables the URL names, idempotently;
+- `bare_calls(url, calls, threads)` (DynamoDB): the service's own time for a mix of calls.
 
 Only `eventpro.bootstrap` (and the adapters' own tests) import this module.
 """
@@ -18,7 +20,7 @@ Only `eventpro.bootstrap` (and the adapters' own tests) import this module.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from types import ModuleType
 from typing import Any, Protocol, cast
 from urllib.parse import urlsplit
@@ -125,6 +127,13 @@ def statement_replay(url: str, store: object, queue: object) -> StatementReplay 
     except Misconfigured:
         return None
     return cast(StatementReplay, found(url, store, queue))
+
+
+def bare_calls(url: str, calls: Sequence[tuple[str, int]], threads: int = 4) -> float:
+    """The seconds a bare loop of `calls` ((operation, items per call)) takes on `url`'s
+    service, from `threads` threads: the ceiling the AWS benchmark compares with."""
+    run = cast(Callable[..., float], _function(url, "bare_calls"))
+    return run(url, calls, threads)
 
 
 def max_connections(url: str) -> int | None:

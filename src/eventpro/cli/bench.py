@@ -198,7 +198,7 @@ def bench(
         str,
         typer.Option(
             envvar="EVENTPRO_BENCH_BACKEND",
-            help="sqlite (embedded), postgres (cluster: PostgreSQL + Redis) or mariadb",
+            help="sqlite (embedded), postgres (cluster: PostgreSQL + Redis), mariadb or aws",
         ),
     ] = "sqlite",
     postgres_url: Annotated[
@@ -235,8 +235,21 @@ def bench(
             help="measure this many open idle purchase streams instead (e.g. 10000)",
         ),
     ] = 0,
+    aws_endpoint: Annotated[
+        str,
+        typer.Option(
+            envvar="EVENTPRO_BENCH_AWS_ENDPOINT",
+            help="--backend aws: an emulator's URL, or `account` (the standard AWS chain);"
+            " default: start the emulator",
+        ),
+    ] = "",
 ) -> None:
     """Baseline vs admission throughput, p99 at half load, worker decisions per second."""
+    if backend == "aws":  # its own module: DynamoDB is measured call by call
+        from eventpro.cli import bench_aws
+
+        bench_aws.main(quick, connections, batch_size, aws_endpoint, out)
+        return
     if quick:
         duration, connections = 0.5, 8
     if loadgen:

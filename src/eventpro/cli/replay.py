@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import shlex
 import sys
 import tempfile
@@ -15,6 +16,7 @@ from rich.table import Table
 from eventpro.bootstrap import Servers, Tier, max_connections
 from eventpro.cli.loadtest import scenario_from_options
 from eventpro.domain.model import Strategy
+from eventpro.loadtest.emulator import dynamodb_service
 from eventpro.loadtest.replay import ReplayPlan, replay
 from eventpro.loadtest.report import Ceiling, StrategyRun, share_of_ceiling
 
@@ -51,6 +53,14 @@ def replay_command(
     mysql_url: Annotated[str, typer.Option(envvar="EVENTPRO_REPLAY_MYSQL_URL")] = (
         "mysql://root@127.0.0.1:3306/test"
     ),
+    aws_endpoint: Annotated[
+        str,
+        typer.Option(
+            envvar="EVENTPRO_REPLAY_AWS_ENDPOINT",
+            help="--backend aws: an emulator's URL, or `account` (the standard AWS chain);"
+            " default: start the emulator",
+        ),
+    ] = "",
     ceiling_seconds: Annotated[
         float, typer.Option(min=0.5, help="seconds of the closed loop measuring the ceiling")
     ] = 5.0,
@@ -67,6 +77,8 @@ def replay_command(
     except ValueError as exc:
         valid = ", ".join(s.value for s in Strategy)
         raise typer.BadParameter(f"{exc}; strategies: {valid}", param_hint="--strategies") from exc
+    if backend is Tier.AWS:
+        chosen = _applying_on_aws(chosen)
     scenario = scenario_from_options(
         scenario_file,
         None if scenario_file else "incident",
@@ -75,8 +87,12 @@ def replay_command(
         connections=connections,
         processes=processes,
     )
-    with tempfile.TemporaryDirectory(prefix="eventpro-replay-") as workdir:
-        servers = Servers(postgres_url, redis_url, mysql_url)
+    with contextlib.ExitStack() as stack:
+        workdir = stack.enter_context(tempfile.TemporaryDirectory(prefix="eventpro-replay-"))
+        dynamodb_url = ""
+        if backend is Tier.AWS:
+            dynamodb_url = stack.enter_context(dynamodb_service(aws_endpoint)).url
+        servers = Servers(postgres_url, redis_url, mysql_url, dynamodb_url)
         database_server = {Tier.POSTGRES: postgres_url, Tier.MARIADB: mysql_url}.get(backend)
         allowed = max_connections(database_server) if database_server else None
         if allowed is not None and pool_size > allowed - RESERVED_CONNECTIONS:
@@ -103,6 +119,23 @@ def replay_command(
         raise typer.Exit(1)
     if naive and not naive[0].summary["oversold tickets"]:
         console.print("naive did not oversell this time: the load was too light to race")
+
+
+def _applying_on_aws(chosen: list[Strategy]) -> list[Strategy]:
+    """The strategies that run on DynamoDB: the queued one. The synchronous three are
+    built as sellers over a SQL database (`adapters/synchronous.py`): `locking` needs
+    SELECT … FOR UPDATE, which DynamoDB has not, and `naive`'s incident is a pool of
+    database connections running dry, which DynamoDB has not either. `conditional` would
+    map to one conditional UpdateItem per request, but no DynamoDB seller is built."""
+    left_out = [s.value for s in chosen if s is not Strategy.QUEUED]
+    if Strategy.QUEUED not in chosen:
+        raise typer.BadParameter("on aws only the queued strategy runs", param_hint="--strategies")
+    if left_out:
+        console.print(
+            f"aws: {', '.join(left_out)} left out: they are sellers over a SQL database"
+            " (row locks, a connection pool); a conditional seller on DynamoDB is not built"
+        )
+    return [Strategy.QUEUED]
 
 
 def print_table(runs: list[StrategyRun], ceiling: Ceiling) -> None:

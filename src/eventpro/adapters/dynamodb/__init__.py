@@ -5,6 +5,7 @@ from __future__ import annotations
 from urllib.parse import urlsplit, urlunsplit
 
 from eventpro.adapters.dynamodb import schema
+from eventpro.adapters.dynamodb.ceiling import bare_calls
 from eventpro.adapters.dynamodb.client import Target
 from eventpro.adapters.dynamodb.queue import DynamoQueue
 from eventpro.adapters.dynamodb.store import DynamoInventoryStore
@@ -40,6 +41,7 @@ __all__ = [
     "DynamoInventoryStore",
     "DynamoQueue",
     "Target",
+    "bare_calls",
     "drop_scope",
     "provision",
     "queue_from_url",

@@ -20,7 +20,7 @@ from typing import Any
 
 from eventpro.adapters.dynamodb import codec
 from eventpro.adapters.dynamodb.client import Item, batch_write, n, num, s
-from eventpro.domain.model import Purchase, PurchaseStatus, Reason
+from eventpro.domain.model import Purchase, Reason
 from eventpro.ports import Admission, Admitted, Unavailable
 
 KEY_TTL = timedelta(days=1)  # how long an Idempotency-Key is remembered
@@ -61,7 +61,7 @@ class Admissions:
                 seen[key] = i
                 earlier = self._claim(a)
                 if earlier is not None:
-                    outcome[i] = _replayed(earlier, a)
+                    outcome[i] = a.replayed(earlier)
                     continue
             fresh.append(i)
         self._record(admissions, fresh, outcome)
@@ -69,7 +69,7 @@ class Admissions:
             if outcome[i] is None and a.idempotency_key is not None:
                 first = outcome[seen[(a.event_id, a.idempotency_key)]]
                 assert first is not None
-                outcome[i] = _replayed(first.purchase, a)
+                outcome[i] = a.replayed(first.purchase)
         return [o for o in outcome if o is not None]
 
     def _claim(self, a: Admission) -> Purchase | None:
@@ -118,7 +118,7 @@ class Admissions:
                 if reason is None:
                     position += 1
                 seq += 1
-                purchase = _purchase(admissions[i], reason, position if reason is None else None)
+                purchase = admissions[i].purchase(reason, position if reason is None else None)
                 writes.append({"PutRequest": {"Item": codec.purchase_item(purchase, seq)}})
                 if reason is None:
                     writes.append({"PutRequest": {"Item": codec.entry_item(purchase)}})
@@ -240,22 +240,3 @@ class Admissions:
                 UpdateExpression="REMOVE #c, #e, #s",
                 ExpressionAttributeNames=names,
             )
-
-
-def _purchase(a: Admission, reason: Reason | None, position: int | None) -> Purchase:
-    return Purchase(
-        id=a.purchase_id,
-        event_id=a.event_id,
-        request=a.request,
-        status=PurchaseStatus.REJECTED if reason else PurchaseStatus.QUEUED,
-        position=position,
-        reason=reason,
-        created_at=a.received_at,
-        idempotency_key=a.idempotency_key,
-        request_hash=a.request_hash,
-    )
-
-
-def _replayed(earlier: Purchase, a: Admission) -> Admitted:
-    mismatch = earlier.request_hash != a.request_hash
-    return Admitted(earlier, replayed=not mismatch, key_mismatch=mismatch)

@@ -76,26 +76,14 @@ class MemoryQueue(PurchaseQueue):
         if a.idempotency_key is not None:
             earlier_id = self._keys.get((a.event_id, a.idempotency_key))
             if earlier_id is not None:
-                earlier = self._log[earlier_id][1]
-                mismatch = earlier.request_hash != a.request_hash
-                return Admitted(earlier, replayed=not mismatch, key_mismatch=mismatch)
+                return a.replayed(self._log[earlier_id][1])
         line = self._line(a.event_id)
         reason = a.rejected_for or self._reason(a, line)
         position = None
         if reason is None:
             position = line.next_position
             line.next_position += 1
-        purchase = Purchase(
-            id=a.purchase_id,
-            event_id=a.event_id,
-            request=a.request,
-            status=PurchaseStatus.REJECTED if reason else PurchaseStatus.QUEUED,
-            position=position,
-            reason=reason,
-            created_at=a.received_at,
-            idempotency_key=a.idempotency_key,
-            request_hash=a.request_hash,
-        )
+        purchase = a.purchase(reason, position)
         self._log[purchase.id] = (next(self._seq), purchase)
         if position is not None:
             line.entries[position] = _Entry(purchase)

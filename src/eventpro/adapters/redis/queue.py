@@ -390,17 +390,10 @@ class RedisQueue(PurchaseQueue):
 
 
 def _admitted(admission: Admission, position: str, status: str, reason: str) -> Purchase:
-    """The purchase admit.lua just stored, built from what was sent and what it decided."""
-    return Purchase(
-        id=admission.purchase_id,
-        event_id=admission.event_id,
-        request=admission.request,
-        status=PurchaseStatus(status),
-        position=int(position) if position else None,
-        reason=Reason(reason) if reason else None,
-        created_at=admission.received_at,
-        idempotency_key=admission.idempotency_key,
-        request_hash=admission.request_hash,
+    """The purchase admit.lua just stored, built from what was sent and what it decided
+    (`status` is `rejected` exactly when there is a reason)."""
+    return admission.purchase(
+        Reason(reason) if reason else None, int(position) if position else None
     )
 
 

@@ -355,20 +355,9 @@ class _AdmissionGroup:
         if a.idempotency_key is not None:
             earlier = self._find_key(a.event_id, a.idempotency_key)
             if earlier is not None:
-                mismatch = earlier.request_hash != a.request_hash
-                return Admitted(earlier, replayed=not mismatch, key_mismatch=mismatch)
+                return a.replayed(earlier)
         reason = a.rejected_for or self._reason(a)
-        purchase = Purchase(
-            id=a.purchase_id,
-            event_id=a.event_id,
-            request=a.request,
-            status=PurchaseStatus.REJECTED if reason else PurchaseStatus.QUEUED,
-            position=None if reason else self._take_position(a.event_id),
-            reason=reason,
-            created_at=a.received_at,
-            idempotency_key=a.idempotency_key,
-            request_hash=a.request_hash,
-        )
+        purchase = a.purchase(reason, None if reason else self._take_position(a.event_id))
         self.purchases.append(purchase)
         if reason is None:
             self.queued.append(purchase)
