@@ -8,6 +8,8 @@ cost beyond the replay is the Python around the SQL.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import Any
 
 
@@ -17,6 +19,36 @@ class Transaction:
     def __init__(self, durable: bool = True) -> None:
         self.durable = durable
         self.statements: list[tuple[str, Any, bool]] = []  # (sql, parameters, many)
+
+
+class Journal:
+    """The write transactions noted so far, and how many requests were decided at each
+    mark, so that a replay can report the same progress."""
+
+    def __init__(self) -> None:
+        self.transactions: list[Transaction] = []
+        self._marks: list[tuple[int, int]] = []  # (transactions so far, requests so far)
+
+    def note(self, durable: bool = True) -> Transaction:
+        """A new transaction, appended (call it once the transaction holds its lock)."""
+        transaction = Transaction(durable)
+        self.transactions.append(transaction)
+        return transaction
+
+    def mark(self, requests: int) -> None:
+        """`requests` have been decided so far."""
+        self._marks.append((len(self.transactions), requests))
+
+    def replay(self, run: Callable[[Transaction], None]) -> list[tuple[float, int]]:
+        """`run` each marked transaction in order; `(time, requests so far)` at each mark."""
+        marks = [(time.perf_counter(), 0)]
+        done = 0
+        for at, requests in self._marks:
+            for transaction in self.transactions[done:at]:
+                run(transaction)
+            done = at
+            marks.append((time.perf_counter(), requests))
+        return marks
 
 
 class Recording:

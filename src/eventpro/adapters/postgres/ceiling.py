@@ -19,7 +19,7 @@ import psycopg
 from psycopg import sql
 
 from eventpro.adapters.dialects import postgres_target, with_query
-from eventpro.adapters.journal import Transaction
+from eventpro.adapters.journal import Journal, Transaction
 from eventpro.adapters.postgres.database import PostgresDatabase
 
 PARENTS = ("events",)  # copied first: other tables refer to them
@@ -65,7 +65,7 @@ class Replay:
         db = getattr(store, "db", None)
         assert isinstance(db, PostgresDatabase), "a PostgreSQL store"
         self._db, self._copy = db, f"{schema}_replay"
-        self._journal: list[Transaction] = []
+        self._journal = Journal()
         try:
             PostgresDatabase(with_query(url, "schema", self._copy), max_size=1).pool.close()
             with psycopg.connect(self._conninfo, autocommit=True) as conn:
@@ -78,33 +78,29 @@ class Replay:
         except BaseException:
             self.discard()
             raise
-        self._marks: list[tuple[int, int]] = []  # (statements so far, requests so far)
         db.journal = self._journal
 
     def mark(self, requests: int) -> None:
         """`requests` have been decided so far."""
-        self._marks.append((len(self._journal), requests))
+        self._journal.mark(requests)
 
     def run(self) -> list[tuple[float, int]]:
         """`(time, requests so far)` marks of the journaled statements, replayed."""
         self._db.journal = None
         options = f"-c search_path={self._copy}"
-        marks = [(time.perf_counter(), 0)]
         try:
             with psycopg.connect(self._conninfo, autocommit=True, options=options) as conn:
-                done = 0
-                for at, requests in self._marks:
-                    for transaction in self._journal[done:at]:
-                        for statement, parameters, many in transaction.statements:
-                            if many:
-                                conn.cursor().executemany(statement, parameters)
-                            else:
-                                conn.execute(statement, parameters).fetchall()
-                    done = at
-                    marks.append((time.perf_counter(), requests))
+
+                def again(transaction: Transaction) -> None:
+                    for statement, parameters, many in transaction.statements:
+                        if many:
+                            conn.cursor().executemany(statement, parameters)
+                        else:
+                            conn.execute(statement, parameters).fetchall()
+
+                return self._journal.replay(again)
         finally:
             self.discard()
-        return marks
 
     def discard(self) -> None:
         """Stop journaling and drop the copy."""

@@ -12,7 +12,7 @@ from psycopg import sql
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from eventpro.adapters.dialects import postgres_target
-from eventpro.adapters.journal import Recording, Transaction
+from eventpro.adapters.journal import Journal, Recording
 from eventpro.ports import Conflict, Misconfigured, StoreError, Unavailable
 
 POOL_MAX = 10  # connections per process: workers write in batches, so few are needed
@@ -41,7 +41,7 @@ class PostgresDatabase:
     def __init__(self, url: str, max_size: int = POOL_MAX) -> None:
         conninfo, self.schema = postgres_target(url)
         # When a list, every autocommit statement is appended to it (see `ceiling.Replay`).
-        self.journal: list[Transaction] | None = None
+        self.journal: Journal | None = None
         self.pool = ConnectionPool(
             conninfo,
             min_size=1,
@@ -74,8 +74,7 @@ class PostgresDatabase:
                 if self.journal is None:
                     yield conn
                 else:
-                    transaction = Transaction()
-                    self.journal.append(transaction)
+                    transaction = self.journal.note()
                     yield cast(psycopg.Connection[tuple[Any, ...]], Recording(conn, transaction))
             finally:
                 # back as the pool lends it; a broken connection is the pool's to discard

@@ -19,7 +19,7 @@ import sqlite3
 import time
 from pathlib import Path
 
-from eventpro.adapters.journal import Transaction
+from eventpro.adapters.journal import Journal, Transaction
 from eventpro.adapters.sqlite.database import SqliteDatabase, path_from_url
 
 Marks = list[tuple[float, int]]  # (time, requests so far)
@@ -75,8 +75,7 @@ class Replay:
         source, copy = sqlite3.connect(path), sqlite3.connect(self._copy)
         with contextlib.closing(source), contextlib.closing(copy):
             source.backup(copy)
-        self._journal: list[Transaction] = []
-        self._marks: list[tuple[int, int]] = []  # (transactions so far, requests so far)
+        self._journal = Journal()
         self._databases = [
             db for part in parts if isinstance(db := getattr(part, "db", None), SqliteDatabase)
         ]
@@ -85,27 +84,24 @@ class Replay:
 
     def mark(self, requests: int) -> None:
         """`requests` have been decided so far."""
-        self._marks.append((len(self._journal), requests))
+        self._journal.mark(requests)
 
     def run(self) -> Marks:
         """`(time, requests so far)` marks of the journaled transactions, replayed."""
         self._stop_journaling()
         db = SqliteDatabase(str(self._copy), self._synchronous)
-        marks = [(time.perf_counter(), 0)]
+
+        def again(transaction: Transaction) -> None:
+            with db.write(transaction.durable) as conn:
+                for sql, parameters, many in transaction.statements:
+                    run = conn.executemany if many else conn.execute
+                    run(sql, parameters).fetchall()
+
         try:
-            done = 0
-            for at, requests in self._marks:
-                for transaction in self._journal[done:at]:
-                    with db.write(transaction.durable) as conn:
-                        for sql, parameters, many in transaction.statements:
-                            run = conn.executemany if many else conn.execute
-                            run(sql, parameters).fetchall()
-                done = at
-                marks.append((time.perf_counter(), requests))
+            return self._journal.replay(again)
         finally:
             db.close()
             self.discard()
-        return marks
 
     def discard(self) -> None:
         """Stop journaling and delete the copy."""

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import cast
 from urllib.parse import parse_qs, urlsplit
 
-from eventpro.adapters.journal import Recording, Transaction
+from eventpro.adapters.journal import Journal, Recording
 from eventpro.ports import Conflict, Misconfigured, StoreError, Unavailable
 
 BUSY_TIMEOUT_MS = 5_000
@@ -66,7 +66,7 @@ class SqliteDatabase:
         self._all: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
         # When a list, every write transaction is appended to it (see `ceiling.Replay`).
-        self.journal: list[Transaction] | None = None
+        self.journal: Journal | None = None
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         self.migrate()
         self._stop = threading.Event()
@@ -116,8 +116,7 @@ class SqliteDatabase:
                     if self.journal is None:
                         yield conn
                     else:  # appended once the write lock is held: in commit order
-                        transaction = Transaction(durable)
-                        self.journal.append(transaction)
+                        transaction = self.journal.note(durable)
                         yield cast(sqlite3.Connection, Recording(conn, transaction))
                 except BaseException:
                     conn.execute("ROLLBACK")
