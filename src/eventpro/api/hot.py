@@ -29,7 +29,7 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import Message, Receive, Scope, Send
 
 from eventpro.api.errors import error_for
-from eventpro.api.limits import MAX_BODY, refuse_body
+from eventpro.api.limits import MAX_BODY, declared_too_large, refuse_body
 from eventpro.api.metrics import Metrics
 from eventpro.api.routes import purchases
 
@@ -132,7 +132,7 @@ class HotRoutes:
         template, handler, params = matched
         content_type, length, key = _head(scope["headers"])
         try:
-            if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
+            if declared_too_large(length, MAX_BODY):
                 raise _TooLarge
             body = await _body(receive, MAX_BODY)
             answer = await handler(RawRequest(params, content_type, key, body, self.state))
@@ -155,14 +155,14 @@ class HotRoutes:
         return answer.status
 
 
-def _head(headers: Iterable[tuple[bytes, bytes]]) -> tuple[str, str | None, str | None]:
+def _head(headers: Iterable[tuple[bytes, bytes]]) -> tuple[str, bytes | None, str | None]:
     """Content-Type, Content-Length and Idempotency-Key, in one pass over the head."""
     content_type, length, key = "", None, None
     for name, value in headers:
         if name == b"content-type":
             content_type = value.decode("latin-1")
         elif name == b"content-length":
-            length = value.decode("latin-1")
+            length = value
         elif name == b"idempotency-key":
             key = value.decode("latin-1")
     return content_type, length, key

@@ -45,8 +45,7 @@ class BodyLimit:
             await self.app(scope, receive, send)
             return
         limit = self._limit(scope)
-        length = dict(scope["headers"]).get(b"content-length")
-        if length is not None and (not length.isdigit() or int(length) > limit):
+        if declared_too_large(dict(scope["headers"]).get(b"content-length"), limit):
             await self._refuse(scope, receive, send, limit)
             return
         seen = 0
@@ -66,6 +65,12 @@ class BodyLimit:
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
         await refuse_body(limit)(scope, receive, send)
+
+
+def declared_too_large(length: bytes | None, limit: int) -> bool:
+    """Whether a Content-Length header refuses the body before it is read: over `limit`,
+    or not a number."""
+    return length is not None and (not length.isdigit() or int(length) > limit)
 
 
 def refuse_body(limit: int) -> Response:
