@@ -24,7 +24,7 @@ import abc
 import secrets
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Generic, TypeVar
@@ -325,6 +325,13 @@ class PurchaseQueue(abc.ABC):
     @abc.abstractmethod
     def depth(self, event_id: str) -> int:
         """How many admitted requests of the event are not decided yet."""
+
+    @abc.abstractmethod
+    def line_mark(self, event_id: str) -> Hashable:
+        """A cheap value that changes whenever a request of the event is admitted to its
+        line, decided, dead-lettered or redriven: the live streams read their purchases
+        only when it moves. (The depth is not enough: it stays put over a dead letter, a
+        redrive, or as many admissions as decisions between two reads.)"""
 
     @abc.abstractmethod
     def list_purchases(

@@ -342,3 +342,37 @@ def test_the_decision_feed_announces_each_completed_event(
         assert event.id in heard
     finally:
         feed.close()
+
+
+def test_the_line_mark_moves_when_a_request_is_admitted_or_decided(
+    partner_store: InventoryStore, queue: PurchaseQueue
+) -> None:
+    store = partner_store
+    event = new_event(store)
+    marks = [queue.line_mark(event.id)]
+    queue.admit([admission(event, "m0")])
+    marks.append(queue.line_mark(event.id))
+    _decide(store, queue, queue.lease(10, 30, NOW))
+    marks.append(queue.line_mark(event.id))
+    assert marks[0] != marks[1] != marks[2]
+
+
+def test_the_line_mark_moves_where_the_depth_does_not(
+    partner_store: InventoryStore, queue: PurchaseQueue
+) -> None:
+    """As many admissions as decisions, a dead letter, a redrive: the depth stays put, and
+    a stream that read nothing would miss the change."""
+    store = partner_store
+    event = new_event(store)
+    queue.admit([admission(event, "m0")])
+    before, depth = queue.line_mark(event.id), queue.depth(event.id)
+    first = queue.lease(10, 30, NOW)
+    queue.admit([admission(event, "m1")])
+    _decide(store, queue, first)
+    assert queue.depth(event.id) == depth and queue.line_mark(event.id) != before
+    before = queue.line_mark(event.id)
+    assert queue.fail(queue.lease(10, 30, NOW)[0], "poison", 1, NOW)  # now a dead letter
+    assert queue.depth(event.id) == depth and queue.line_mark(event.id) != before
+    before = queue.line_mark(event.id)
+    assert queue.redrive(event.id, None) == 1
+    assert queue.depth(event.id) == depth and queue.line_mark(event.id) != before

@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,7 +30,9 @@ log = logging.getLogger(__name__)
 
 TICK = 0.25  # seconds between reads of the watched purchases: a few updates a second
 EVENT_EVERY = 1.0  # seconds between reads of the event itself: at most once a second
-FULL_READ_EVERY = 2.0  # seconds: read every watched purchase at least this often
+# seconds: read every watched purchase at least this often, whatever the line's mark says
+# (a decision feed's announcement lost while Redis restarted; a mark that is only a depth)
+FULL_READ_EVERY = 10.0
 CHANGES = ("status", "ahead", "reason", "order")  # what a purchase stream sends updates for
 
 
@@ -93,7 +95,7 @@ class Watcher:
         self._etas: dict[str, Eta] = {}
         self._last: dict[str, tuple[dict[str, Any], bool]] = {}
         self._event_read_at = 0.0
-        self._depth = -1
+        self._mark: Hashable = None
         self._new_streams = False
         self._full_read_at = 0.0
         self._poked = False  # the decision feed named this event since the last read
@@ -165,14 +167,15 @@ class Watcher:
             await self._read_purchases()
 
     async def _line_moved(self, now: float) -> bool:
-        """Whether the watched purchases are worth reading: the line's depth moved, a stream
-        is new, or FULL_READ_EVERY passed (a redrive or a dead letter leaves the depth as
-        it was). An idle line then costs one cheap read per tick, however many streams."""
-        depth = await asyncio.to_thread(self.container.queue.depth, self.event_id)
-        moved = depth != self._depth or self._new_streams or now >= self._full_read_at
+        """Whether the watched purchases are worth reading: the line's mark moved (see
+        `PurchaseQueue.line_mark`), the decision feed named the event, a stream is new, or
+        FULL_READ_EVERY passed. An idle line costs one cheap read per tick, however many
+        streams."""
+        mark = await asyncio.to_thread(self.container.queue.line_mark, self.event_id)
+        moved = mark != self._mark or self._new_streams or now >= self._full_read_at
         moved = moved or self._poked
         if moved:
-            self._depth, self._new_streams, self._poked = depth, False, False
+            self._mark, self._new_streams, self._poked = mark, False, False
             self._full_read_at = now + FULL_READ_EVERY
         return moved
 

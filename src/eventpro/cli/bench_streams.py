@@ -30,7 +30,7 @@ from eventpro.loadtest.client import Shot, closed_loop, create_event, percentile
 from eventpro.loadtest.http import run
 from eventpro.loadtest.process import free_port, peak_rss_mib, served, worker_process
 
-IDLE_SECONDS = 10.0
+IDLE_SECONDS = 30.0  # two heartbeat periods (15 s): their cost is part of an idle stream
 
 
 def _cpu_seconds(pid: int) -> float:

@@ -25,7 +25,7 @@ Admission is in `admit.py`; leases and completion in `lease.py`; dead letters in
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -130,6 +130,12 @@ class DynamoQueue(PurchaseQueue):
         with mapped_errors():
             state = self._get("LINE", event_id) or {}
         return num(state, "depth")
+
+    def line_mark(self, event_id: str) -> Hashable:
+        """Positions given, undecided, ready to lease (a dead letter leaves `pending`)."""
+        with mapped_errors():
+            state = self._get("LINE", event_id) or {}
+        return tuple(num(state, name) for name in ("next_position", "depth", "pending"))
 
     def list_purchases(
         self, event_id: str, status: PurchaseStatus | None, limit: int, cursor: str | None

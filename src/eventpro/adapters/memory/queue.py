@@ -11,7 +11,7 @@ import bisect
 import itertools
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
@@ -227,6 +227,14 @@ class MemoryQueue(PurchaseQueue):
         with self._lock:
             line = self._lines.get(event_id)
             return len(line.entries) if line else 0
+
+    def line_mark(self, event_id: str) -> Hashable:
+        with self._lock:
+            line = self._lines.get(event_id)
+            if line is None:
+                return None
+            dead = sum(e.dead for e in line.entries.values())
+            return (line.next_position, len(line.entries), dead)
 
     def list_purchases(
         self, event_id: str, status: PurchaseStatus | None, limit: int, cursor: str | None

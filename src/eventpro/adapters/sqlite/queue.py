@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from datetime import datetime
 
 import orjson
@@ -203,8 +203,9 @@ class SqliteQueue(PurchaseQueue):
                     f"SELECT {PURCHASE_COLUMNS} FROM purchases WHERE id IN ({marks})", chunk
                 ).fetchall()
                 found.extend(purchase_from_row(row) for row in rows)
+            lines = _Lines(conn)  # each event's counters read once, not once per purchase
             return {
-                p.id: (p, _ahead(conn, p.event_id, p.position) if _undecided(p) else 0)
+                p.id: (p, _ahead(conn, p.event_id, p.position, lines) if _undecided(p) else 0)
                 for p in found
             }
 
@@ -214,6 +215,16 @@ class SqliteQueue(PurchaseQueue):
                 "SELECT undecided FROM lines WHERE event_id = ?", (event_id,)
             ).fetchone()
         return int(row[0]) if row else 0
+
+    def line_mark(self, event_id: str) -> Hashable:
+        """The line's counters: an admission moves the next position, a decision the
+        undecided count, a dead letter or a redrive the ready count."""
+        with self.db.read() as conn:
+            row = conn.execute(
+                "SELECT undecided, ready, next_position FROM lines WHERE event_id = ?",
+                (event_id,),
+            ).fetchone()
+        return tuple(row) if row else None
 
     def list_purchases(
         self, event_id: str, status: PurchaseStatus | None, limit: int, cursor: str | None
@@ -289,15 +300,31 @@ def _record_decisions(conn: sqlite3.Connection, done: list[tuple[Purchase, Decis
     )
 
 
-def _ahead(conn: sqlite3.Connection, event_id: str, position: int | None) -> int:
+class _Lines(dict[str, tuple[int, int, int] | None]):
+    """The counters (undecided, next position, highest decided) of each event's line, read
+    at most once per snapshot."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        super().__init__()
+        self.conn = conn
+
+    def __missing__(self, event_id: str) -> tuple[int, int, int] | None:
+        row = self.conn.execute(
+            "SELECT undecided, next_position, decided_top FROM lines WHERE event_id = ?",
+            (event_id,),
+        ).fetchone()
+        self[event_id] = row
+        return row  # type: ignore[no-any-return]
+
+
+def _ahead(
+    conn: sqlite3.Connection, event_id: str, position: int | None, lines: _Lines | None = None
+) -> int:
     """Undecided requests of the event before `position`: from the line's counters above
     its highest decided position, by counting the few left behind below it."""
     if position is None:
         return 0
-    row = conn.execute(
-        "SELECT undecided, next_position, decided_top FROM lines WHERE event_id = ?",
-        (event_id,),
-    ).fetchone()
+    row = (lines if lines is not None else _Lines(conn))[event_id]
     if row is None:
         return 0
     undecided, next_position, top = row
