@@ -258,3 +258,20 @@ def test_bench_streams_measures_open_idle_streams_and_decision_delays(tmp_path: 
     assert results["server_rss_mib_with_streams"] > 0
     assert 0 <= results["decision_to_event_p99_s"] < 5
     assert "decision → event" in done.stdout
+
+
+def test_bench_polls_measures_polls_and_memory_at_two_lengths_of_the_line(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "bench.json"
+    done = eventpro("bench", "--polls", "100000", "--quick", "--out", str(out), env=service_env())
+    assert done.returncode == 0, done.stdout + done.stderr
+    results = json.loads((tmp_path / "polls-sqlite.json").read_text())
+    assert results["line"] == 2000  # --quick
+    for measure in ("poll_head", "poll_tail", "admission"):
+        assert results[measure]["rate"] > 0 and results[measure]["errors"] == 0
+    # read from the queue: the warm-up admissions joined the short line, the measured
+    # ones the long one, so the two readings are of two different lines
+    short, long = (int(depth) for depth in results["server_rss_mib"])
+    assert 2000 < short < long
+    assert "server RSS" in done.stdout

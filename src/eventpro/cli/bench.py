@@ -55,6 +55,7 @@ console = Console()
 TARGETS = {"admission_ratio": 0.5, "p99_ms_at_half_load": 50.0, "decisions_ratio": 0.5}
 CLUSTER_TARGETS = {"admission_ratio": 1.0, "decisions_ratio": 0.5}
 WARM_UP = 2_000  # requests sent before measuring
+RSS_GROWTH = 0.10  # the most the server's memory may grow from a line of 10,000 to a long one
 
 
 def _rate(answers: Sequence[Answer], ok_status: int) -> dict[str, float]:
@@ -545,7 +546,9 @@ def _polls(tier: Tier, servers: Servers, line: int, duration: float, out: Path) 
         "admission (POST)", f"{admission['rate']:,.0f}", f"{admission['p99_ms']} ms", "1x"
     )
     rss = " → ".join(f"{mib:.0f} MiB at {n}" for n, mib in results["server_rss_mib"].items())
-    table.add_row("server RSS as the line grows", rss, "", "")
+    growth = results["server_rss_growth"]
+    verdict = "[green]PASS[/]" if growth <= RSS_GROWTH else "[red]MISS[/]"
+    table.add_row("server RSS as the line grows", rss, "", f"{growth:+.0%} {verdict}")
     console.print(table)
     console.print(f"written to {path}")
 

@@ -6,8 +6,9 @@ point is the line, not how it was filled) into fresh backends of the tier, while
 `eventpro serve --workers 0` serves them. Then `wrk` polls `GET /v1/purchases/{id}` of the
 first purchase in line, then of the last, then POSTs new purchases, `duration` seconds
 each: a poll must cost far less than an admission wherever the buyer stands (`ahead` is
-O(log n) on every queue). The server's resident memory is read with the line at 10,000
-and at `line`: the line lives in the queue, not in the process.
+O(log n) on every queue). The server's resident memory is read after the same polls and
+admissions with the line at about 10,000 and at `line`: the line lives in the queue, not
+in the process.
 """
 
 from __future__ import annotations
@@ -28,10 +29,11 @@ from eventpro.cli.bench_loadgen import WRK_BUYERS
 from eventpro.domain.model import PurchaseRequest
 from eventpro.loadtest.client import create_event
 from eventpro.loadtest.process import free_port, peak_rss_mib, served
-from eventpro.ports import Admission, IdSource, PurchaseQueue
+from eventpro.ports import Admission, IdSource
 
 FIRST_LINE = 10_000
 SETTLE_S = 5.0
+WARM_S = 2.0  # seconds of each measure before the memory is read at the short line
 GROUP = 2_000  # admissions a call: a group commit, as the API makes them
 ADMISSION_ROOM = 5_000_000  # undecided requests the admission measure may add to the line
 
@@ -72,23 +74,17 @@ def measure(tier: Tier, servers: Servers, line: int, duration: float) -> dict[st
 def _measure(
     wrk: str, base: str, pid: int, queue_url: str, event_id: str, line: int, duration: float
 ) -> dict[str, Any]:
-    queue = open_queue(queue_url)
-    try:
-        first = _fill(queue, event_id, 0, min(FIRST_LINE, line))
-        head, tail_small = first[0], first[-1]
-        _wrk(wrk, f"{base}/v1/purchases/{tail_small}", 1.0)  # warm up
-        rss_small = peak_rss_mib(pid, "VmRSS")
-        more = _fill(queue, event_id, len(first), line - len(first))
-        tail = more[-1] if more else tail_small
-    finally:
-        queue.close()
+    first = _fill(queue_url, event_id, 0, min(FIRST_LINE, line))
+    head, tail = first[0], first[-1]
+    # The same polls and admissions at both lengths of the line, so that the memory read
+    # after each differs by the line alone, not by which code paths have run.
+    _round(wrk, base, event_id, head, tail, WARM_S)
+    rss = {_depth(queue_url, event_id): peak_rss_mib(pid, "VmRSS")}
+    more = _fill(queue_url, event_id, len(first), line - len(first))
+    tail = more[-1] if more else tail
     time.sleep(SETTLE_S)  # the backends absorb the fill (SQLite checkpoints its WAL)
-    poll_head = _wrk(wrk, f"{base}/v1/purchases/{head}", duration)
-    poll_tail = _wrk(wrk, f"{base}/v1/purchases/{tail}", duration)
-    admission = _wrk(wrk, f"{base}/v1/events/{event_id}/purchases", duration, WRK_BUYERS)
-    for measured in (poll_head, poll_tail, admission):
-        if measured["errors"]:  # a rate of refusals is not the rate of the work
-            raise RuntimeError(f"{measured['errors']} answers were not 2xx: {measured}")
+    poll_head, poll_tail, admission = _round(wrk, base, event_id, head, tail, duration)
+    rss[_depth(queue_url, event_id)] = peak_rss_mib(pid, "VmRSS")
     per_admission = admission["rate"] or 1.0
     return {
         "line": line,
@@ -96,10 +92,9 @@ def _measure(
         "poll_head": poll_head,
         "poll_tail": poll_tail,
         "admission": admission,
-        "server_rss_mib": {
-            str(min(FIRST_LINE, line)): round(rss_small, 1),
-            str(line): round(peak_rss_mib(pid, "VmRSS"), 1),
-        },
+        # undecided requests in line -> the server's RSS after the same polls and admissions
+        "server_rss_mib": {str(depth): round(mib, 1) for depth, mib in rss.items()},
+        "server_rss_growth": round(max(rss.values()) / min(rss.values()) - 1, 3),
         "polls_per_admission": {
             "head": round(poll_head["rate"] / per_admission, 2),
             "tail": round(poll_tail["rate"] / per_admission, 2),
@@ -107,22 +102,50 @@ def _measure(
     }
 
 
-def _fill(queue: PurchaseQueue, event_id: str, start: int, count: int) -> list[str]:
-    """Admit `count` buyers of one ticket each; their purchase ids, in line order."""
+def _round(
+    wrk: str, base: str, event_id: str, head: str, tail: str, duration: float
+) -> tuple[dict[str, float], ...]:
+    """Polls of the first purchase in line, of the last, then admissions: `duration` each."""
+    measured = (
+        _wrk(wrk, f"{base}/v1/purchases/{head}", duration),
+        _wrk(wrk, f"{base}/v1/purchases/{tail}", duration),
+        _wrk(wrk, f"{base}/v1/events/{event_id}/purchases", duration, WRK_BUYERS),
+    )
+    for one in measured:
+        if one["errors"]:  # a rate of refusals is not the rate of the work
+            raise RuntimeError(f"{one['errors']} answers were not 2xx: {one}")
+    return measured
+
+
+def _fill(queue_url: str, event_id: str, start: int, count: int) -> list[str]:
+    """Admit `count` buyers of one ticket each; their purchase ids, in line order. The
+    queue is closed before anything is measured: its threads would share the cores."""
     ids, source, now = [], IdSource(), datetime.now(UTC)
-    for offset in range(start, start + count, GROUP):
-        group = [
-            Admission(
-                purchase_id=source.new("pur"),
-                event_id=event_id,
-                request=PurchaseRequest(f"line{i}", "Floor", 1, (), 1),
-                per_buyer_limit=4,
-                received_at=now,
-            )
-            for i in range(offset, min(offset + GROUP, start + count))
-        ]
-        ids += [admitted.purchase.id for admitted in queue.admit(group)]
+    queue = open_queue(queue_url)
+    try:
+        for offset in range(start, start + count, GROUP):
+            group = [
+                Admission(
+                    purchase_id=source.new("pur"),
+                    event_id=event_id,
+                    request=PurchaseRequest(f"line{i}", "Floor", 1, (), 1),
+                    per_buyer_limit=4,
+                    received_at=now,
+                )
+                for i in range(offset, min(offset + GROUP, start + count))
+            ]
+            ids += [admitted.purchase.id for admitted in queue.admit(group)]
+    finally:
+        queue.close()
     return ids
+
+
+def _depth(queue_url: str, event_id: str) -> int:
+    queue = open_queue(queue_url)
+    try:
+        return queue.depth(event_id)
+    finally:
+        queue.close()
 
 
 def _wrk(wrk: str, url: str, duration: float, script: str | None = None) -> dict[str, float]:

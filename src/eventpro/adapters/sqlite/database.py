@@ -20,7 +20,12 @@ BUSY_TIMEOUT_MS = 5_000
 # commit that crosses the auto-checkpoint size: that commit (a group of admissions)
 # would wait tens of milliseconds for it. PASSIVE never waits for readers or writers.
 CHECKPOINT_EVERY = 0.2  # seconds
-CACHE_KIB = 8_192  # per connection; bounded, so memory stays flat however long the line
+# Page cache per connection, bounded so memory stays flat however long the line. A thread
+# that writes (the admission writer, a worker) gets the larger one: the pages it changes
+# are the same few every group. Readers (poll readers, a thread pool) may be many, and a
+# cache each would grow the process by megabytes as the file grows.
+READER_CACHE_KIB = 2_048
+WRITER_CACHE_KIB = 8_192
 # FULL makes every commit durable across power loss, not only a process crash; group
 # commit amortises the fsync over a whole group of admissions or a batch of decisions.
 SYNCHRONOUS = ("OFF", "NORMAL", "FULL")
@@ -88,7 +93,7 @@ class SqliteDatabase:
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute(f"PRAGMA synchronous={self._synchronous}")
                 conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-                conn.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
+                conn.execute(f"PRAGMA cache_size=-{READER_CACHE_KIB}")
                 conn.execute("PRAGMA wal_autocheckpoint=0")  # see CHECKPOINT_EVERY
                 conn.execute("PRAGMA temp_store=MEMORY")
             self._local.conn = conn
@@ -108,6 +113,9 @@ class SqliteDatabase:
         conn = self.connection()
         relaxed = not durable and self._synchronous == "FULL"
         with mapped_errors():
+            if not getattr(self._local, "writer", False):
+                conn.execute(f"PRAGMA cache_size=-{WRITER_CACHE_KIB}")
+                self._local.writer = True
             if relaxed:
                 conn.execute("PRAGMA synchronous=NORMAL")
             try:
