@@ -11,6 +11,7 @@ import sqlite3
 import time
 from collections.abc import Hashable, Sequence
 from datetime import datetime
+from typing import Any
 
 import orjson
 
@@ -33,16 +34,12 @@ from eventpro.ports import (
     PurchaseQueue,
 )
 
-INSERT_PURCHASE = (
-    f"INSERT INTO purchases ({PURCHASE_COLUMNS.removeprefix('seq, ')})"
-    f" VALUES ({', '.join('?' * 14)})"
+# A group's purchases from one JSON array of `purchase_to_row` tuples, in its order.
+INSERT_PURCHASES = (
+    f"INSERT INTO purchases ({PURCHASE_COLUMNS.removeprefix('seq, ')}) SELECT "
+    + ", ".join(f"value ->> {i}" for i in range(14))
+    + " FROM json_each(?)"
 )
-# Take the buyer's tickets only if the total stays within the limit (0 rows: limit exceeded).
-HOLD = """
-INSERT INTO holdings (event_id, buyer_id, held) SELECT :event, :buyer, :qty WHERE :qty <= :limit
-ON CONFLICT (event_id, buyer_id) DO UPDATE SET held = held + excluded.held
-WHERE held + excluded.held <= :limit
-"""
 # The least recently served event with requests ready and no batch in flight.
 NEXT_EVENT = """
 SELECT event_id FROM lines WHERE ready > 0 AND leased_until <= :now
@@ -62,7 +59,7 @@ class SqliteQueue(PurchaseQueue):
 
     def admit(self, admissions: Sequence[Admission]) -> list[Admitted]:
         with self.db.write() as conn:
-            group = _AdmissionGroup(conn)
+            group = _AdmissionGroup(conn, admissions)
             results = [group.admit(a) for a in admissions]
             group.flush()
         return results
@@ -368,19 +365,52 @@ def _release_if_done(conn: sqlite3.Connection, delivery: Delivery) -> None:
 
 
 class _AdmissionGroup:
-    """One group commit: the rules of `PurchaseQueue.admit`, applied request by request."""
+    """One group commit: the rules of `PurchaseQueue.admit`, applied request by request.
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    A constant number of statements per group, however large: what the rules read (the
+    buyers' holdings, earlier idempotency keys, sold-out sections) is read for the whole
+    group first, the rules run in Python, and each table is written by one statement
+    over a JSON array. Every statement step releases and retakes the interpreter lock,
+    and the writer thread competes for it with a busy event loop: three steps per request
+    made a group of 64 take 10 ms. It runs inside the group's write transaction
+    (BEGIN IMMEDIATE), so what it read cannot change before it writes.
+    """
+
+    def __init__(self, conn: sqlite3.Connection, admissions: Sequence[Admission]) -> None:
         self.conn = conn
         self.next_position: dict[str, int] = {}
         self.sold_out: dict[str, set[str]] = {}
-        self.by_key: dict[tuple[str, str], Purchase] = {}
+        self.held = self._holdings(admissions)
+        self.by_key = self._earlier_keys(admissions)
         self.purchases: list[Purchase] = []
         self.queued: list[Purchase] = []
 
+    def _holdings(self, admissions: Sequence[Admission]) -> dict[tuple[str, str], int]:
+        buyers = {(a.event_id, a.request.buyer_id) for a in admissions if not a.rejected_for}
+        if not buyers:
+            return {}
+        rows = self.conn.execute(
+            "SELECT event_id, buyer_id, held FROM holdings WHERE (event_id, buyer_id) IN"
+            " (SELECT value ->> 0, value ->> 1 FROM json_each(?))",
+            (orjson.dumps(sorted(buyers)).decode(),),
+        ).fetchall()
+        return {(event_id, buyer): held for event_id, buyer, held in rows}
+
+    def _earlier_keys(self, admissions: Sequence[Admission]) -> dict[tuple[str, str], Purchase]:
+        keys = {(a.event_id, a.idempotency_key) for a in admissions if a.idempotency_key}
+        if not keys:
+            return {}
+        rows = self.conn.execute(
+            f"SELECT {PURCHASE_COLUMNS} FROM purchases WHERE idempotency_key IS NOT NULL AND"
+            " (event_id, idempotency_key) IN (SELECT value ->> 0, value ->> 1 FROM json_each(?))",
+            (orjson.dumps(sorted(keys)).decode(),),
+        ).fetchall()
+        earlier = [purchase_from_row(row) for row in rows]
+        return {(p.event_id, p.idempotency_key or ""): p for p in earlier}
+
     def admit(self, a: Admission) -> Admitted:
         if a.idempotency_key is not None:
-            earlier = self._find_key(a.event_id, a.idempotency_key)
+            earlier = self.by_key.get((a.event_id, a.idempotency_key))
             if earlier is not None:
                 return a.replayed(earlier)
         reason = a.rejected_for or self._reason(a)
@@ -392,16 +422,6 @@ class _AdmissionGroup:
             self.by_key[(a.event_id, a.idempotency_key)] = purchase
         return Admitted(purchase)
 
-    def _find_key(self, event_id: str, key: str) -> Purchase | None:
-        found = self.by_key.get((event_id, key))
-        if found is not None:
-            return found
-        row = self.conn.execute(
-            f"SELECT {PURCHASE_COLUMNS} FROM purchases WHERE event_id = ? AND idempotency_key = ?",
-            (event_id, key),
-        ).fetchone()
-        return purchase_from_row(row) if row else None
-
     def _reason(self, a: Admission) -> Reason | None:
         if a.event_id not in self.sold_out:
             rows = self.conn.execute(
@@ -410,16 +430,12 @@ class _AdmissionGroup:
             self.sold_out[a.event_id] = {r[0] for r in rows}
         if a.request.section in self.sold_out[a.event_id]:
             return Reason.SOLD_OUT
-        held = self.conn.execute(
-            HOLD,
-            {
-                "event": a.event_id,
-                "buyer": a.request.buyer_id,
-                "qty": a.request.quantity,
-                "limit": a.per_buyer_limit,
-            },
-        )
-        return None if held.rowcount else Reason.LIMIT_EXCEEDED
+        buyer = (a.event_id, a.request.buyer_id)
+        held = self.held.get(buyer, 0) + a.request.quantity
+        if held > a.per_buyer_limit:
+            return Reason.LIMIT_EXCEEDED
+        self.held[buyer] = held
+        return None
 
     def _take_position(self, event_id: str) -> int:
         if event_id not in self.next_position:
@@ -432,11 +448,21 @@ class _AdmissionGroup:
         return position
 
     def flush(self) -> None:
-        """Write the group: the log, the line entries and each event's counters."""
-        self.conn.executemany(INSERT_PURCHASE, [purchase_to_row(p) for p in self.purchases])
-        self.conn.executemany(
-            "INSERT INTO line (event_id, position, purchase_id) VALUES (?, ?, ?)",
-            [(p.event_id, p.position, p.id) for p in self.queued],
+        """Write the group: the log, the line entries, the holdings, each event's counters."""
+        self.conn.execute(INSERT_PURCHASES, (_json([purchase_to_row(p) for p in self.purchases]),))
+        if not self.queued:
+            return
+        self.conn.execute(
+            "INSERT INTO line (event_id, position, purchase_id)"
+            " SELECT value ->> 0, value ->> 1, value ->> 2 FROM json_each(?)",
+            (_json([(p.event_id, p.position, p.id) for p in self.queued]),),
+        )
+        taken = {(p.event_id, p.buyer_id) for p in self.queued}
+        self.conn.execute(
+            "INSERT INTO holdings (event_id, buyer_id, held)"
+            " SELECT value ->> 0, value ->> 1, value ->> 2 FROM json_each(?) WHERE true"
+            " ON CONFLICT (event_id, buyer_id) DO UPDATE SET held = excluded.held",
+            (_json([(*buyer, self.held[buyer]) for buyer in taken]),),
         )
         added: dict[str, int] = {}
         for p in self.queued:
@@ -447,6 +473,10 @@ class _AdmissionGroup:
             " undecided = undecided + excluded.undecided, ready = ready + excluded.ready",
             [(e, self.next_position[e], n, n) for e, n in added.items()],
         )
+
+
+def _json(rows: Sequence[tuple[Any, ...]]) -> str:
+    return orjson.dumps(rows).decode()
 
 
 WATCH_CHUNK = 500  # ids per IN (...) list: far below SQLite's 32,766 bound variables
