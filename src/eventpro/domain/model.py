@@ -85,7 +85,10 @@ class Event:
     paused: bool = False
 
     def section(self, name: str) -> Section | None:
-        return next((s for s in self.sections if s.name == name), None)
+        for section in self.sections:  # a loop: no generator per admission
+            if section.name == name:
+                return section
+        return None
 
     def section_of_seat(self, label: str) -> Section | None:
         return next((s for s in self.sections if label in s.seats), None)

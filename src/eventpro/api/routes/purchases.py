@@ -84,25 +84,29 @@ async def admit(
         quantity=body.quantity,
     )
     if state.synchronous is not None:  # `serve --strategy naive|locking|conditional`
-        return await sell_now(state, event_id, request_input, idempotency_key)
+        return await sell_now(state, event_id, request_input, idempotency_key, started)
     admitted = await state.admission.submit(event_id, request_input, idempotency_key)
     metrics: Metrics = state.metrics
-    metrics.count_admission(admitted.purchase.status.value)
-    metrics.admission_latency.observe(time.perf_counter() - started)
+    metrics.count_admission(admitted.purchase.status.value, time.perf_counter() - started)
     return 202, accepted_json(admitted.purchase)
 
 
 async def sell_now(
-    state: Any, event_id: str, request_input: PurchaseInput, idempotency_key: str | None
+    state: Any,
+    event_id: str,
+    request_input: PurchaseInput,
+    idempotency_key: str | None,
+    started: float,
 ) -> tuple[int, dict[str, Any]]:
     """A synchronous strategy: `201` with the order, or `409` with the reason, at once."""
     sale: SynchronousSale = state.synchronous
+    metrics: Metrics = state.metrics
     try:
         order = await sale.buy(event_id, request_input, idempotency_key)
     except Refused as refused:
-        state.metrics.count_admission(PurchaseStatus.REJECTED.value)
+        metrics.count_admission(PurchaseStatus.REJECTED.value, time.perf_counter() - started)
         raise ApiError(409, refused.code, refused.message) from None
-    state.metrics.count_admission(PurchaseStatus.CONFIRMED.value)
+    metrics.count_admission(PurchaseStatus.CONFIRMED.value, time.perf_counter() - started)
     body = {
         "purchase_id": order.purchase_id,
         "event_id": order.event_id,
