@@ -19,6 +19,7 @@ from eventpro.api.protocol import (
     raise_open_files_limit,
 )
 from eventpro.bootstrap import Container, bootstrap, redact
+from eventpro.cli.tuning import tune_interpreter
 from eventpro.config import Settings
 from eventpro.worker.loop import running
 
@@ -71,6 +72,7 @@ def run_server(settings: Settings) -> None:
 
 def serving_app(container: Container) -> HotPath:
     """The API with `settings.workers` worker loops running beside it."""
+    tune_interpreter()  # in each process of `serve --processes N` too
     metrics = Metrics()
     loops = container.settings.workers
     c = container
