@@ -254,9 +254,11 @@ def test_bench_streams_measures_open_idle_streams_and_decision_delays(tmp_path: 
     done = eventpro(*args, env=service_env())
     assert done.returncode == 0, done.stdout + done.stderr
     results = json.loads((tmp_path / "streams.json").read_text())
-    assert results["streams"] == 200 and results["finals_received"] == 200  # --quick: 200
-    assert results["server_rss_mib_with_streams"] > 0
-    assert 0 <= results["decision_to_event_p99_s"] < 5
+    assert results["streams"] == 200  # --quick: 200 streams, one run
+    (run,) = results["runs"]
+    assert run["finals_received"] == 200 and run["server_rss_mib_with_streams"] > 0
+    assert 0 <= run["decision_to_event_p99_s"] < 5
+    assert results["medians"]["decision_to_event_p99_s"]["median"] == run["decision_to_event_p99_s"]
     assert "decision → event" in done.stdout
 
 
@@ -267,11 +269,13 @@ def test_bench_polls_measures_polls_and_memory_at_two_lengths_of_the_line(
     done = eventpro("bench", "--polls", "100000", "--quick", "--out", str(out), env=service_env())
     assert done.returncode == 0, done.stdout + done.stderr
     results = json.loads((tmp_path / "polls-sqlite.json").read_text())
-    assert results["line"] == 2000  # --quick
+    assert results["line"] == 2000  # --quick: one run
+    (run,) = results["runs"]
     for measure in ("poll_head", "poll_tail", "admission"):
-        assert results[measure]["rate"] > 0 and results[measure]["errors"] == 0
+        assert run[measure]["rate"] > 0 and run[measure]["errors"] == 0
     # read from the queue: the warm-up admissions joined the short line, the measured
     # ones the long one, so the two readings are of two different lines
-    short, long = (int(depth) for depth in results["server_rss_mib"])
+    short, long = (int(depth) for depth in run["server_rss_mib"])
     assert 2000 < short < long
+    assert results["medians"]["poll_head_rate"]["median"] == run["poll_head"]["rate"]
     assert "server RSS" in done.stdout

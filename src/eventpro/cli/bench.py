@@ -55,6 +55,7 @@ console = Console()
 TARGETS = {"admission_ratio": 0.5, "p99_ms_at_half_load": 50.0, "decisions_ratio": 0.5}
 CLUSTER_TARGETS = {"admission_ratio": 1.0, "decisions_ratio": 0.5}
 WARM_UP = 2_000  # requests sent before measuring
+IDLE_STREAMS_CPU = 0.10  # the most 10,000 idle streams may take of a core
 RSS_GROWTH = 0.10  # the most the server's memory may grow from a line of 10,000 to a long one
 
 
@@ -256,16 +257,18 @@ def bench(
     if loadgen:
         _loadgen(connections, duration, processes, out.with_name("loadgen.json"))
         return
+    runs = runs or (1 if quick else 5)
     if polls:
         servers = Servers(postgres_url, redis_url)
-        _polls(Tier.named(backend), servers, 2_000 if quick else polls, duration, out)
+        line = 2_000 if quick else polls
+        _polls(Tier.named(backend), servers, line, duration, runs, out)
         return
     if streams:
-        _streams(min(streams, 200) if quick else streams, quick, out.with_name("streams.json"))
+        count = min(streams, 200) if quick else streams
+        _streams(count, quick, runs, out.with_name("streams.json"))
         return
     tier = Tier.named(backend)
     servers = Servers(postgres_url, redis_url)
-    runs = runs or (1 if quick else 5)
     console.print(f"bench {tier}: {connections} connections, {duration} s per measure, {runs} runs")
     every = []
     for number in range(1, runs + 1):
@@ -374,12 +377,12 @@ def _figure(one: dict[str, Any], path: tuple[str, ...]) -> float | None:
     return float(value)
 
 
-def summarise_runs(
-    tier: Tier, runs: list[dict[str, Any]], connections: int, duration: float
-) -> dict[str, Any]:
-    """Every run, and each figure's median with its range over the runs."""
+def medians_of(
+    runs: list[dict[str, Any]], figures: dict[str, tuple[str, ...]]
+) -> dict[str, dict[str, float]]:
+    """Each figure's median over the runs, with its range (figures a run lacks are left out)."""
     medians: dict[str, dict[str, float]] = {}
-    for name, path in FIGURES.items():
+    for name, path in figures.items():
         values = [v for one in runs if (v := _figure(one, path)) is not None]
         if values:
             medians[name] = {
@@ -387,6 +390,20 @@ def summarise_runs(
                 "min": round(min(values), 3),
                 "max": round(max(values), 3),
             }
+    return medians
+
+
+def _spread(figure: dict[str, float], form: str = "{:,.0f}") -> str:
+    """`median [min to max]` of one figure of `medians_of`."""
+    low, high = form.format(figure["min"]), form.format(figure["max"])
+    return f"{form.format(figure['median'])} [{low} to {high}]"
+
+
+def summarise_runs(
+    tier: Tier, runs: list[dict[str, Any]], connections: int, duration: float
+) -> dict[str, Any]:
+    """Every run, and each figure's median with its range over the runs."""
+    medians = medians_of(runs, FIGURES)
     targets = TARGETS if tier is Tier.SQLITE else CLUSTER_TARGETS
 
     def median(name: str) -> float:
@@ -529,32 +546,65 @@ def _loadgen(connections: int, duration: float, processes: int, out: Path) -> No
     console.print(f"written to {out}")
 
 
-def _polls(tier: Tier, servers: Servers, line: int, duration: float, out: Path) -> None:
-    results = {"backend": tier.value, **bench_polls.measure(tier, servers, line, duration)}
+POLL_FIGURES: dict[str, tuple[str, ...]] = {
+    "poll_head_rate": ("poll_head", "rate"),
+    "poll_tail_rate": ("poll_tail", "rate"),
+    "admission_rate": ("admission", "rate"),
+    "head_per_admission": ("polls_per_admission", "head"),
+    "tail_per_admission": ("polls_per_admission", "tail"),
+    "rss_growth": ("server_rss_growth",),
+}
+
+
+def _polls(tier: Tier, servers: Servers, line: int, duration: float, runs: int, out: Path) -> None:
+    every = []
+    for number in range(1, runs + 1):
+        every.append(bench_polls.measure(tier, servers, line, duration))
+        console.print(f"run {number} of {runs} done")
+    medians = medians_of(every, POLL_FIGURES)
+    passed = medians["rss_growth"]["median"] <= RSS_GROWTH
+    results: dict[str, Any] = {"backend": tier.value, "line": line, "runs": every}
+    results |= {"medians": medians, "pass": {"rss_growth": passed}}
     path = out.with_name(f"polls-{tier.value}.json")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2))
-    table = Table(title=f"a poll at the head and the tail of a line of {line:,} ({tier})")
-    for column in ("measure", "requests/s", "p99", "per admission"):
+    title = f"a poll at the head and the tail of a line of {line:,} ({tier}): medians of {runs}"
+    table = Table(title=title)
+    for column in ("measure", "requests/s [range]", "per admission"):
         table.add_column(column)
-    share = results["polls_per_admission"]
     for name, key in (("poll, first in line", "head"), ("poll, last in line", "tail")):
-        got = results[f"poll_{key}"]
-        table.add_row(name, f"{got['rate']:,.0f}", f"{got['p99_ms']} ms", f"{share[key]}x")
-    admission = results["admission"]
-    table.add_row(
-        "admission (POST)", f"{admission['rate']:,.0f}", f"{admission['p99_ms']} ms", "1x"
-    )
-    rss = " → ".join(f"{mib:.0f} MiB at {n}" for n, mib in results["server_rss_mib"].items())
-    growth = results["server_rss_growth"]
-    verdict = "[green]PASS[/]" if growth <= RSS_GROWTH else "[red]MISS[/]"
-    table.add_row("server RSS as the line grows", rss, "", f"{growth:+.0%} {verdict}")
+        share = _spread(medians[f"{key}_per_admission"], "{:.2f}")
+        table.add_row(name, _spread(medians[f"poll_{key}_rate"]), f"{share}x")
+    table.add_row("admission (POST)", _spread(medians["admission_rate"]), "1x")
+    verdict = "[green]PASS[/]" if passed else "[red]MISS[/]"
+    growth = f"{_spread(medians['rss_growth'], '{:+.0%}')} (≤ {RSS_GROWTH:.0%} {verdict})"
+    table.add_row("server RSS growth, line ~10,000 → whole", growth, "")
     console.print(table)
     console.print(f"written to {path}")
 
 
-def _streams(count: int, quick: bool, out: Path) -> None:
-    results = bench_streams.measure(count, idle=1.0 if quick else bench_streams.IDLE_SECONDS)
+STREAM_FIGURES: dict[str, tuple[str, ...]] = {
+    "idle_cpu_share": ("server_idle_cpu_share",),
+    "rss_mib_with_streams": ("server_rss_mib_with_streams",),
+    "decision_to_event_p99_s": ("decision_to_event_p99_s",),
+}
+
+
+def _streams(count: int, quick: bool, runs: int, out: Path) -> None:
+    every = []
+    for number in range(1, runs + 1):
+        idle = 1.0 if quick else bench_streams.IDLE_SECONDS
+        every.append(bench_streams.measure(count, idle=idle))
+        console.print(bench_streams.table(every[-1]))
+        console.print(f"run {number} of {runs} done")
+    medians = medians_of(every, STREAM_FIGURES)
+    passed = medians["idle_cpu_share"]["median"] <= IDLE_STREAMS_CPU
+    results = {"streams": count, "runs": every, "medians": medians, "pass": {"idle": passed}}
     bench_streams.write(results, out)
-    console.print(bench_streams.table(results))
+    verdict = "[green]PASS[/]" if passed else "[red]MISS[/]"
+    idle_cpu = _spread(medians["idle_cpu_share"], "{:.1%}")
+    console.print(f"{count:,} idle streams, medians of {runs} runs [range]:")
+    console.print(f"  server CPU while idle {idle_cpu} (≤ {IDLE_STREAMS_CPU:.0%} {verdict})")
+    delay = _spread(medians["decision_to_event_p99_s"], "{:.2f}")
+    console.print(f"  decision → event p99 {delay} s")
     console.print(f"written to {out}")
