@@ -279,3 +279,16 @@ def test_bench_polls_measures_polls_and_memory_at_two_lengths_of_the_line(
     assert 2000 < short < long
     assert results["medians"]["poll_head_rate"]["median"] == run["poll_head"]["rate"]
     assert "server RSS" in done.stdout
+
+
+def test_bench_demo_runs_the_demo_sale_and_reports_its_medians(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    done = eventpro("bench", "--demo", "--quick", "--out", str(out), env=service_env())
+    assert done.returncode == 0, done.stdout + done.stderr
+    results = json.loads((tmp_path / "demo.json").read_text())
+    (run,) = results["runs"]  # --quick: one sale of 500 tickets to 2,000 buyers
+    assert run["answered_202"] == 2000 and run["tickets_sold"] == 500 and run["audit_ok"]
+    assert results["pass"]["sale"] and run["oversold"] == 0
+    answered = results["medians"]["all_answered_within_s"]
+    assert answered["median"] == round(run["all_answered_within_s"], 3)
+    assert "every buyer answered within" in done.stdout

@@ -237,6 +237,9 @@ def bench(
             help="measure this many open idle purchase streams instead (e.g. 10000)",
         ),
     ] = 0,
+    demo_sale: Annotated[
+        bool, typer.Option("--demo", help="measure the sale of `make demo` instead")
+    ] = False,
     aws_endpoint: Annotated[
         str,
         typer.Option(
@@ -258,6 +261,9 @@ def bench(
         _loadgen(connections, duration, processes, out.with_name("loadgen.json"))
         return
     runs = runs or (1 if quick else 5)
+    if demo_sale:
+        _demo(runs, quick, out.with_name("demo.json"))
+        return
     if polls:
         servers = Servers(postgres_url, redis_url)
         line = 2_000 if quick else polls
@@ -581,6 +587,67 @@ def _polls(tier: Tier, servers: Servers, line: int, duration: float, runs: int, 
     table.add_row("server RSS growth, line ~10,000 → whole", growth, "")
     console.print(table)
     console.print(f"written to {path}")
+
+
+DEMO_FIGURES: dict[str, tuple[str, ...]] = {
+    name: (name,)
+    for name in (
+        "all_answered_within_s",
+        "all_decided_within_s",
+        "sell_out_s",
+        "total_s",
+        "server_peak_rss_mib",
+        "p50_ms",
+        "p99_ms",
+    )
+}
+DEMO_TARGETS = {"all_answered_within_s": 5.0, "all_decided_within_s": 10.0}
+DEMO_RSS_MB = 250.0  # the most the server may take: 250 MB, in MiB below
+
+
+def _demo(runs: int, quick: bool, out: Path) -> None:
+    """`make demo` (50,000 buyers, 10,000 tickets, SQLite, 256 connections), `runs` times."""
+    buyers, tickets = (2_000, 500) if quick else (50_000, 10_000)
+    every = []
+    for number in range(1, runs + 1):
+        workdir = Path(tempfile.mkdtemp(prefix="eventpro-demo-"))
+        try:
+            database = f"sqlite:///{workdir / 'demo.db'}"
+            backends = Backends(database, database)
+            sold = demo.sell(backends, buyers, tickets, 256, workdir)
+            every.append(demo.sale_numbers(backends, sold)[0])
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+        console.print(f"run {number} of {runs} done")
+    medians = medians_of(every, DEMO_FIGURES)
+    passed = {name: medians[name]["median"] <= bound for name, bound in DEMO_TARGETS.items()}
+    rss_bound = DEMO_RSS_MB * 1e6 / 2**20
+    passed["server_peak_rss"] = medians["server_peak_rss_mib"]["median"] <= rss_bound
+    passed["sale"] = all(
+        n["answered_202"] == buyers and n["audit_ok"] and n["oversold"] == 0 for n in every
+    )
+    results = {"buyers": buyers, "tickets": tickets, "runs": every, "medians": medians}
+    results |= {"targets": {**DEMO_TARGETS, "server_peak_rss_mb": DEMO_RSS_MB}, "pass": passed}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2))
+    title = f"the demo's sale, {buyers:,} buyers, {tickets:,} tickets: medians of {runs}"
+    table = Table(title=title)
+    for column in ("measure", "median [min to max]", "target", "result"):
+        table.add_column(column)
+    rows = (
+        ("every buyer answered within", "all_answered_within_s", "{:.2f}", " s", "<= 5 s"),
+        ("every request decided within", "all_decided_within_s", "{:.2f}", " s", "<= 10 s"),
+        ("server peak RSS", "server_peak_rss_mib", "{:.0f}", " MiB", "<= 250 MB"),
+        ("sold out after", "sell_out_s", "{:.2f}", " s", ""),
+    )
+    verdicts = {**passed, "server_peak_rss_mib": passed["server_peak_rss"]}
+    for label, name, form, unit, target in rows:
+        verdict = verdicts.get(name)
+        shown = "" if verdict is None else "[green]PASS[/]" if verdict else "[red]MISS[/]"
+        table.add_row(label, _spread(medians[name], form) + unit, target, shown)
+    table.add_row("every sale: all answered 202, audited, 0 oversold", "", "", str(passed["sale"]))
+    console.print(table)
+    console.print(f"written to {out}")
 
 
 STREAM_FIGURES: dict[str, tuple[str, ...]] = {
