@@ -670,7 +670,7 @@ def _streams(count: int, quick: bool, runs: int, out: Path) -> None:
     bench_streams.write(results, out)
     verdict = "[green]PASS[/]" if passed else "[red]MISS[/]"
     idle_cpu = _spread(medians["idle_cpu_share"], "{:.1%}")
-    console.print(f"{count:,} idle streams, medians of {runs} runs [range]:")
+    console.print(f"{count:,} idle streams, medians of {runs} runs (range in brackets):")
     console.print(f"  server CPU while idle {idle_cpu} (≤ {IDLE_STREAMS_CPU:.0%} {verdict})")
     delay = _spread(medians["decision_to_event_p99_s"], "{:.2f}")
     console.print(f"  decision → event p99 {delay} s")
