@@ -9,12 +9,14 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 import orjson
 import pytest
 
+from eventpro.adapters import open_queue
 from eventpro.bootstrap import Servers, Tier, fresh_backends
 from tests.support import ServerProcess, free_port, service_env, wait_until
 
@@ -184,3 +186,35 @@ def test_a_stream_sees_a_decision_made_by_a_worker_process_on_the_cluster_tier(
         )
         with ServerProcess(env, free_port(), workers=0, log=tmp_path / "server.log") as server:
             _decided_by_another_process(server, env)
+
+
+def test_a_dead_letter_and_its_redrive_reach_an_open_stream_at_once(tmp_path: Path) -> None:
+    """Neither moves the line's depth: the watcher hears them by the line's mark, long
+    before its once-a-minute full read (a read timeout of 10 s fails the test)."""
+    url = f"sqlite:///{tmp_path / 'dead.db'}"
+    env = service_env(EVENTPRO_DATABASE_URL=url, EVENTPRO_ADMIN_TOKEN=secrets.token_urlsafe(24))
+    with ServerProcess(env, free_port(), workers=0, log=tmp_path / "server.log") as server:
+        event = server.admin.post("/v1/events", json=EVENT).json()
+        purchase_id = _buy(server, event["id"], "poisoned")
+        queue = open_queue(url)  # a worker's view of the same file, in this process
+        statuses: list[str] = []
+        try:
+            path = f"/v1/purchases/{purchase_id}/stream"
+            with server.client.stream("GET", path, timeout=10) as answer:
+                for line in answer.iter_lines():
+                    if not line.startswith("data: "):
+                        continue
+                    statuses.append(str(orjson.loads(line[6:])["status"]))
+                    if len(statuses) == 1:  # queued: poison it (one attempt allowed)
+                        now = datetime.now(UTC)
+                        (delivery,) = queue.lease(10, 30, now)
+                        assert queue.fail(delivery, "poison", 1, now)
+                    elif len(statuses) == 2:  # dead-lettered: put it back in line
+                        redrive = {"purchase_ids": [purchase_id]}
+                        done = server.admin.post("/v1/admin/dead-letters/redrive", json=redrive)
+                        assert done.json() == {"redriven": 1}
+                    else:
+                        break
+        finally:
+            queue.close()
+    assert statuses == ["queued", "failed", "queued"]
