@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Callable, Iterator
+from itertools import accumulate
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
@@ -38,8 +39,8 @@ class RequestTallies(Collector):
     def latency_buckets(self) -> list[tuple[float, float]]:
         """(upper bound in seconds, cumulative count), `+Inf` last."""
         bounds = [*ADMISSION_SECONDS, float("inf")]
-        counts = list(self.latency_counts)  # one copy: the loop may count meanwhile
-        return [(bound, float(sum(counts[: i + 1]))) for i, bound in enumerate(bounds)]
+        totals = accumulate(list(self.latency_counts))  # a copy: the loop may count meanwhile
+        return [(bound, float(total)) for bound, total in zip(bounds, totals, strict=True)]
 
     def collect(self) -> Iterator[Metric]:
         requests = CounterMetricFamily(

@@ -392,7 +392,7 @@ class _AdmissionGroup:
         rows = self.conn.execute(
             "SELECT event_id, buyer_id, held FROM holdings WHERE (event_id, buyer_id) IN"
             " (SELECT value ->> 0, value ->> 1 FROM json_each(?))",
-            (orjson.dumps(sorted(buyers)).decode(),),
+            (_json(sorted(buyers)),),
         ).fetchall()
         return {(event_id, buyer): held for event_id, buyer, held in rows}
 
@@ -403,7 +403,7 @@ class _AdmissionGroup:
         rows = self.conn.execute(
             f"SELECT {PURCHASE_COLUMNS} FROM purchases WHERE idempotency_key IS NOT NULL AND"
             " (event_id, idempotency_key) IN (SELECT value ->> 0, value ->> 1 FROM json_each(?))",
-            (orjson.dumps(sorted(keys)).decode(),),
+            (_json(sorted(keys)),),
         ).fetchall()
         earlier = [purchase_from_row(row) for row in rows]
         return {(p.event_id, p.idempotency_key or ""): p for p in earlier}
