@@ -38,6 +38,11 @@ def tree_peak_rss_mib(pid: int, field: str = "VmHWM") -> float:
     return max(peak_rss_mib(p, field) for p in _tree(pid))
 
 
+def tree_total_peak_rss_mib(pid: int) -> float:
+    """The sum of the peaks of `pid` and its descendants: at most what they held at once."""
+    return sum(peak_rss_mib(p) for p in _tree(pid))
+
+
 def _tree(pid: int) -> list[int]:
     found = [pid]
     with contextlib.suppress(OSError):
