@@ -4,6 +4,7 @@
 -- A decided request is acknowledged and trimmed from the event's stream; a dead one is
 -- moved to the dead-letter stream `P:dlq`; a failed one that may be retried stays pending
 -- in the consumer group, where the next lease of the event reclaims it.
+-- Publishes the event id on `P:decided`, which wakes every API's streams.
 -- ARGV: prefix, event id, lease id, and a JSON list of requests, each a list of
 --       [id, entry, buyer, quantity, status, reason, order_id] or, status "failed",
 --       [id, entry, attempts, failed_at, "failed", error, dead ("1" to dead-letter)].
@@ -107,4 +108,5 @@ if redis.call('HGET', lease_key, 'id') == lease then
     redis.call('HSET', lease_key, 'until', 0)
   end
 end
+redis.call('PUBLISH', P .. ':decided', E)
 return changed

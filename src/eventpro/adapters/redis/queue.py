@@ -193,9 +193,7 @@ class RedisQueue(PurchaseQueue):
         event_id = deliveries[0].purchase.event_id
         args = [self.prefix, event_id, deliveries[0].lease_id]
         with mapped_errors():
-            done = [int(x) for x in self._finish(args=[*args, orjson.dumps(items)])]
-            self.client.publish(self._key("decided"), event_id)  # wakes every API's streams
-        return done
+            return [int(x) for x in self._finish(args=[*args, orjson.dumps(items)])]
 
     def complete(self, deliveries: Sequence[Delivery], decisions: Sequence[Decision]) -> None:
         if not deliveries:
