@@ -291,4 +291,8 @@ def test_bench_demo_runs_the_demo_sale_and_reports_its_medians(tmp_path: Path) -
     assert results["pass"]["sale"] and run["oversold"] == 0
     answered = results["medians"]["all_answered_within_s"]
     assert answered["median"] == round(run["all_answered_within_s"], 3)
+    # the yardstick: the same client's answers from a bare endpoint, in the same run
+    bare = run["baseline_answered_within_s"]
+    assert bare > 0 and run["answered_vs_baseline"] == run["all_answered_within_s"] / bare
+    assert run["worker_peak_rss_mib"] > 0  # the workers ran in a process of their own
     assert "every buyer answered within" in done.stdout

@@ -11,6 +11,7 @@ import secrets
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -46,6 +47,7 @@ from eventpro.loadtest.process import (
     peak_rss_mib,
     served,
     tree_total_peak_rss_mib,
+    uvicorn_args,
     worker_process,
 )
 from eventpro.services.audit import AuditReport, audit_event, pages
@@ -155,6 +157,26 @@ def sell(
     return Sale(event_id, answers, started, settled_in, server_rss, worker_rss)
 
 
+def baseline_answered_within(buyers: int, connections: int, processes: int = 2) -> float:
+    """Seconds for the same client to get `buyers` answers from a bare Starlette endpoint
+    (`loadtest/baseline.py`, as many processes as the demo's API): the demo's yardstick
+    on a machine whose speed changes from hour to hour."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    args = [*uvicorn_args("eventpro.loadtest.baseline:app", port), "--workers", str(processes)]
+    with served(args, dict(os.environ), f"{base}/healthz"):
+        answers, _ = _sell(base, "evt_baseline", buyers, connections)
+    if any(a.status != 202 for a in answers):
+        raise RuntimeError("the bare endpoint answered something other than 202")
+    return answered_within(answers)
+
+
+def answered_within(answers: Sequence[Answer]) -> float:
+    """Seconds from the first request sent to the last answer received."""
+    first_sent = min((a.sent_at for a in answers), default=0.0)
+    return max((a.sent_at + a.latency for a in answers), default=0.0) - first_sent
+
+
 def _new_event(base: str, token: str, tickets: int) -> str:
     body = {
         "name": "EventPro demo: the flash sale",
@@ -234,8 +256,7 @@ def sale_numbers(backends: Backends, sale: Sale) -> tuple[dict[str, Any], AuditR
     latencies = [a.latency for a in sale.answers if a.status == 202]
     started = datetime.fromtimestamp(sale.started, UTC)
     last_order = max((o.created_at for o in orders), default=None)
-    first_sent = min((a.sent_at for a in sale.answers), default=0.0)
-    answered_in = max((a.sent_at + a.latency for a in sale.answers), default=0.0) - first_sent
+    answered_in = answered_within(sale.answers)
     numbers = {
         **audit.counts,
         "buyers": len(sale.answers),
