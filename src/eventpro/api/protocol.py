@@ -50,7 +50,6 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        self.transport = OneWritePerTick(transport, self.loop)  # type: ignore[assignment]
         self._start_head_timer()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -130,45 +129,6 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if self.transport.can_write_eof():
             self.transport.write_eof()
         self.loop.call_later(LINGER, self.transport.close)
-
-
-class OneWritePerTick:
-    """A transport whose writes of one event-loop tick reach the socket as one write.
-
-    uvicorn writes an answer's head and its body separately: two system calls and two
-    TCP segments for every small JSON answer. Held until the end of the tick (or until
-    the connection closes), they go out together. Everything else is the transport's.
-    """
-
-    __slots__ = ("_held", "_loop", "_transport")
-
-    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
-        self._transport = transport
-        self._loop = loop
-        self._held: list[bytes] = []
-
-    def write(self, data: bytes) -> None:
-        if not self._held:
-            self._loop.call_soon(self.flush)
-        self._held.append(data)
-
-    def flush(self) -> None:
-        if self._held:
-            data = b"".join(self._held) if len(self._held) > 1 else self._held[0]
-            self._held.clear()
-            if not self._transport.is_closing():
-                self._transport.write(data)
-
-    def write_eof(self) -> None:
-        self.flush()
-        self._transport.write_eof()
-
-    def close(self) -> None:
-        self.flush()
-        self._transport.close()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._transport, name)
 
 
 @functools.cache
