@@ -43,17 +43,39 @@ def _first_id(last_event_id: str | None) -> int:
 
 
 class EventStream(StreamingResponse):
-    """An SSE answer that gives its slot back however it ends: finished, or the client left."""
+    """An SSE answer that gives its slot back however it ends: finished, or the client left.
 
-    def __init__(self, body: AsyncIterator[bytes], release: Callable[[], None]) -> None:
+    Served as raw ASGI, not by `StreamingResponse.__call__`: under uvicorn's ASGI 2.3
+    that runs each stream in an anyio task group, whose cancel scope cost the event loop
+    more than the events themselves when thousands of streams end at once. Here one plain
+    task per stream waits for the client to leave, and ends the stream through its
+    subscriber (uvicorn drops what is sent after a disconnect without a word)."""
+
+    def __init__(
+        self, body: AsyncIterator[bytes], release: Callable[[], None], subscriber: Subscriber
+    ) -> None:
         super().__init__(body, media_type="text/event-stream", headers=SSE_HEADERS)
         self._release = release
+        self._subscriber = subscriber
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        gone = asyncio.ensure_future(_until_gone(receive, self._subscriber))
         try:
-            await super().__call__(scope, receive, send)
+            start = {"type": "http.response.start", "status": self.status_code}
+            await send({**start, "headers": self.raw_headers})
+            async for chunk in self.body_iterator:
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
         finally:
+            gone.cancel()
             self._release()
+
+
+async def _until_gone(receive: Receive, subscriber: Subscriber) -> None:
+    """Return when the client has left (or the answer is complete), ending the stream."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
+    subscriber.close()
 
 
 async def _events(
@@ -99,7 +121,7 @@ def _open(
     hub.subscribe(client, event_id, subscriber)
     heartbeat: float = request.app.state.container.settings.stream_heartbeat
     body = _events(subscriber, kind, first, _first_id(last_event_id), heartbeat)
-    return EventStream(body, lambda: hub.unsubscribe(client, event_id, subscriber))
+    return EventStream(body, lambda: hub.unsubscribe(client, event_id, subscriber), subscriber)
 
 
 def _admit_stream(request: Request) -> None:
