@@ -38,6 +38,7 @@ from eventpro.loadtest.client import (
     closed_loop,
     create_event,
     get_json,
+    one_section_event,
     open_loop,
     percentile,
 )
@@ -116,12 +117,7 @@ def _admission(
     args = ["eventpro", "serve", "--port", str(port), "--workers", "0"]
     args += ["--processes", str(processes)]
     with served(args, env, f"{base}/healthz") as process:
-        body = {
-            "name": "bench",
-            "venue": "loopback",
-            "starts_at": "2030-01-01T20:00:00Z",
-            "sections": [{"name": "Floor", "capacity": 10_000_000, "price_cents": 100}],
-        }
+        body = one_section_event("bench", 10_000_000, 100)
         event_id = create_event(base, env["EVENTPRO_ADMIN_TOKEN"], body)
         path = f"/v1/events/{event_id}/purchases"
 

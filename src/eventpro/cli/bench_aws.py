@@ -43,7 +43,14 @@ from rich.table import Table
 from eventpro.bootstrap import Servers, Tier, bare_calls, bootstrap, fresh_backends
 from eventpro.cli import bench_aws_cost
 from eventpro.config import Settings
-from eventpro.loadtest.client import Answer, Shot, closed_loop, create_event, percentile
+from eventpro.loadtest.client import (
+    Answer,
+    Shot,
+    closed_loop,
+    create_event,
+    one_section_event,
+    percentile,
+)
 from eventpro.loadtest.emulator import Counts, EmulatorMissing, counts, dynamodb_service
 from eventpro.loadtest.http import run
 from eventpro.loadtest.process import free_port, peak_rss_mib, served
@@ -88,7 +95,9 @@ def measure(plan: Plan, workdir: Path, say: Callable[[str], None] = print) -> di
         args = ["eventpro", "serve", "--port", str(port), "--workers", "0"]
         server = stack.enter_context(served(args, env, f"{base}/healthz", workdir / "api.log"))
         count = _Counter(endpoint)
-        event_id = create_event(base, token, _event(plan.tickets))
+        event_id = create_event(
+            base, token, one_section_event("bench aws", plan.tickets, 5000, 4, "Cloud Hall")
+        )
         phases = _phases(plan, base, event_id, backends.database_url, count, say)
         rss = {"api_server": round(peak_rss_mib(server.pid), 1)}
         if emulator is not None:
@@ -158,16 +167,6 @@ def _phases(
             "decisions": _bare(url, count.found["decisions"], plan.buyers),
         }
     return results
-
-
-def _event(tickets: int) -> dict[str, Any]:
-    return {
-        "name": "bench aws",
-        "venue": "Cloud Hall",
-        "starts_at": "2030-01-01T20:00:00Z",
-        "per_buyer_limit": 4,
-        "sections": [{"name": "Floor", "capacity": tickets, "price_cents": 5000}],
-    }
 
 
 def _buyers(path: str, start: int, count: int) -> list[Shot]:

@@ -27,7 +27,7 @@ from typing import Any
 from eventpro.bootstrap import Servers, Tier, fresh_backends, open_queue
 from eventpro.cli.bench_loadgen import WRK_BUYERS
 from eventpro.domain.model import PurchaseRequest
-from eventpro.loadtest.client import create_event
+from eventpro.loadtest.client import create_event, one_section_event
 from eventpro.loadtest.process import free_port, peak_rss_mib, served
 from eventpro.ports import Admission, IdSource
 
@@ -59,12 +59,7 @@ def measure(tier: Tier, servers: Servers, line: int, duration: float) -> dict[st
             }
             args = ["eventpro", "serve", "--port", str(port), "--workers", "0"]
             with served(args, env, f"{base}/healthz") as server:
-                body = {
-                    "name": "polls",
-                    "venue": "bench",
-                    "starts_at": "2030-01-01T20:00:00Z",
-                    "sections": [{"name": "Floor", "capacity": 10_000_000, "price_cents": 1}],
-                }
+                body = one_section_event("polls", 10_000_000, 1, venue="bench")
                 event_id = create_event(base, token, body)
                 return _measure(wrk, base, server.pid, backends.queue_url, event_id, line, duration)
     finally:

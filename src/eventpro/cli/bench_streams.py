@@ -26,7 +26,7 @@ from rich.table import Table
 from eventpro.bootstrap import Servers as BackendServers
 from eventpro.bootstrap import Tier, bootstrap, fresh_backends
 from eventpro.config import Settings
-from eventpro.loadtest.client import Shot, closed_loop, create_event, percentile
+from eventpro.loadtest.client import Shot, closed_loop, create_event, one_section_event, percentile
 from eventpro.loadtest.http import run
 from eventpro.loadtest.process import free_port, peak_rss_mib, served, worker_process
 
@@ -150,14 +150,7 @@ def measure(streams: int, idle: float = IDLE_SECONDS) -> dict[str, Any]:
 
 
 def _admit(base: str, token: str, count: int) -> list[str]:
-    body = {
-        "name": "streams bench",
-        "venue": "loopback",
-        "starts_at": "2030-01-01T20:00:00Z",
-        "per_buyer_limit": 1,
-        "sections": [{"name": "Floor", "capacity": count, "price_cents": 100}],
-    }
-    event_id = create_event(base, token, body)
+    event_id = create_event(base, token, one_section_event("streams bench", count, 100, 1))
     path = f"/v1/events/{event_id}/purchases"
     shots = [
         Shot(path, {"buyer_id": f"s{i}", "section": "Floor", "quantity": 1}) for i in range(count)

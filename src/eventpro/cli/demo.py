@@ -39,6 +39,7 @@ from eventpro.loadtest.client import (
     closed_loop,
     create_event,
     get_json,
+    one_section_event,
     percentile,
 )
 from eventpro.loadtest.http import run
@@ -178,13 +179,10 @@ def answered_within(answers: Sequence[Answer]) -> float:
 
 
 def _new_event(base: str, token: str, tickets: int) -> str:
-    body = {
-        "name": "EventPro demo: the flash sale",
-        "venue": "Loopback Arena",
-        "starts_at": "2030-06-01T19:00:00Z",
-        "per_buyer_limit": 4,
-        "sections": [{"name": "Floor", "capacity": tickets, "price_cents": 12_500}],
-    }
+    body = one_section_event(
+        "EventPro demo: the flash sale", tickets, 12_500, 4, "Loopback Arena",
+        "2030-06-01T19:00:00Z",
+    )  # fmt: skip
     return create_event(base, token, body)
 
 

@@ -117,6 +117,27 @@ def percentile(values: Sequence[float], fraction: float) -> float:
     return ordered[rank]
 
 
+def one_section_event(
+    name: str,
+    capacity: int,
+    price_cents: int,
+    per_buyer_limit: int | None = None,
+    venue: str = "loopback",
+    starts_at: str = "2030-01-01T20:00:00Z",
+) -> dict[str, object]:
+    """The body of a general-admission event with one section, "Floor" (every sale the
+    demo, the benches and the replay run); `per_buyer_limit` None takes the API's default."""
+    body: dict[str, object] = {
+        "name": name,
+        "venue": venue,
+        "starts_at": starts_at,
+        "sections": [{"name": "Floor", "capacity": capacity, "price_cents": price_cents}],
+    }
+    if per_buyer_limit is not None:
+        body["per_buyer_limit"] = per_buyer_limit
+    return body
+
+
 def create_event(base: str, token: str, body: Mapping[str, object]) -> str:
     """POST an event as the admin and return its id (setup for the demo and the bench)."""
     request = urllib.request.Request(

@@ -18,7 +18,6 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import orjson
 from prometheus_client.parser import text_string_to_metric_families
@@ -26,7 +25,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from eventpro.bootstrap import Servers, Tier, bootstrap, fresh_backends
 from eventpro.config import Settings
 from eventpro.domain.model import Strategy
-from eventpro.loadtest.client import Shot, closed_loop, create_event, get_json
+from eventpro.loadtest.client import Shot, closed_loop, create_event, get_json, one_section_event
 from eventpro.loadtest.http import run
 from eventpro.loadtest.process import (
     free_port,
@@ -124,7 +123,10 @@ def run_strategy(
             if strategy is Strategy.QUEUED:
                 log = out / f"worker-{strategy}.log"
                 processes.enter_context(worker_process(env, log, plan.workers))
-            event_id = create_event(base, token, _event_body(plan.tickets))
+            body = one_section_event(
+                "The incident, replayed", plan.tickets, 9_000, 4, "Arena", "2030-06-01T20:00:00Z"
+            )
+            event_id = create_event(base, token, body)
             load = run_load(base, event_id, plan.scenario, progress=progress)
             if strategy is Strategy.QUEUED:
                 _wait_settled(base, event_id)
@@ -222,16 +224,6 @@ def measure_ceiling(connections: int, out: Path, duration: float = 5.0) -> Ceili
         f" closed loop for {duration:.0f} s",
         rate,
     )
-
-
-def _event_body(tickets: int) -> dict[str, Any]:
-    return {
-        "name": "The incident, replayed",
-        "venue": "Arena",
-        "starts_at": "2030-06-01T20:00:00Z",
-        "per_buyer_limit": 4,
-        "sections": [{"name": "Floor", "capacity": tickets, "price_cents": 9_000}],
-    }
 
 
 def _wait_settled(base: str, event_id: str) -> None:
