@@ -45,11 +45,12 @@ def _first_id(last_event_id: str | None) -> int:
 class EventStream(StreamingResponse):
     """An SSE answer that gives its slot back however it ends: finished, or the client left.
 
-    Served as raw ASGI, not by `StreamingResponse.__call__`: under uvicorn's ASGI 2.3
-    that runs each stream in an anyio task group, whose cancel scope cost the event loop
-    more than the events themselves when thousands of streams end at once. Here one plain
-    task per stream waits for the client to leave, and ends the stream through its
-    subscriber (uvicorn drops what is sent after a disconnect without a word)."""
+    Served as raw ASGI, not by `StreamingResponse.__call__`, which under uvicorn's ASGI
+    2.3 runs each stream in an anyio task group and cancels its scope at the end: 14 %
+    more memory with 10,000 streams open, and final events that reached the median buyer
+    0.4 s later (docs/perf.md). Here one plain task per stream waits for the client to
+    leave, and ends the stream through its subscriber (uvicorn drops what is sent after
+    a disconnect without a word)."""
 
     def __init__(
         self, body: AsyncIterator[bytes], release: Callable[[], None], subscriber: Subscriber
