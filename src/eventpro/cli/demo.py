@@ -55,6 +55,9 @@ from eventpro.services.audit import AuditReport, audit_event, pages
 
 console = Console()
 
+CONNECTIONS = 256  # requests in flight: the demo's, its benchmark's and its yardstick's
+API_PROCESSES = 2  # one per core of this 2-core machine
+
 
 def demo(
     buyers: Annotated[
@@ -71,7 +74,7 @@ def demo(
             max=2_000,
             help="requests in flight (one keep-alive connection each)",
         ),
-    ] = 256,
+    ] = CONNECTIONS,
     keep: Annotated[
         bool, typer.Option(envvar="EVENTPRO_DEMO_KEEP", help="keep the SQLite file and server log")
     ] = False,
@@ -93,7 +96,7 @@ def demo(
     ] = 1,
     processes: Annotated[
         int, typer.Option(envvar="EVENTPRO_DEMO_PROCESSES", min=1, max=64, help="API processes")
-    ] = 2,
+    ] = API_PROCESSES,
 ) -> None:
     """Sell TICKETS to BUYERS over real HTTP on loopback, then audit the stored data."""
     workdir = Path(tempfile.mkdtemp(prefix="eventpro-demo-"))
@@ -126,14 +129,14 @@ def sell(
     connections: int,
     workdir: Path,
     workers: int = 1,
-    processes: int = 2,
+    processes: int = API_PROCESSES,
 ) -> Sale:
     """Serve the backends, create a sale of TICKETS and send BUYERS to it; wait for all.
 
-    The API (`serve --processes 2 --workers 0`: a process per core of this 2-core
-    machine) and the workers (`eventpro worker`) run as separate processes, as they would
-    in production: one interpreter lock per process, so answering and deciding do not
-    take turns on one core."""
+    The API (`serve --processes N --workers 0`, by default a process per core of this
+    2-core machine) and the workers (`eventpro worker`) run as separate processes, as
+    they would in production: one interpreter lock per process, so answering and deciding
+    do not take turns on one core."""
     token = secrets.token_urlsafe(24)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
@@ -158,7 +161,9 @@ def sell(
     return Sale(event_id, answers, started, settled_in, server_rss, worker_rss)
 
 
-def baseline_answered_within(buyers: int, connections: int, processes: int = 2) -> float:
+def baseline_answered_within(
+    buyers: int, connections: int = CONNECTIONS, processes: int = API_PROCESSES
+) -> float:
     """Seconds for the same client to get `buyers` answers from a bare Starlette endpoint
     (`loadtest/baseline.py`, as many processes as the demo's API): the demo's yardstick
     on a machine whose speed changes from hour to hour."""
