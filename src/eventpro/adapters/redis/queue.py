@@ -12,7 +12,8 @@ admitted requests; `P:line:E` zset of undecided requests by position (for `ahead
 `depth`); `P:redriven:E` redriven dead letters waiting for a lease; `P:deadline:E` dead
 letters by position and `P:dlq` the dead-letter stream; `P:log:E` zset by arrival;
 `P:next:E` positions; `P:held:E` per-buyer counts; `P:key:E` idempotency keys;
-`P:soldout:E` sold-out sections; `P:lease:E` the event lease; `P:active` events in line.
+`P:soldout:E` sold-out sections; `P:lease:E` the event lease; `P:active` events in line;
+`P:decided` the channel on which finish.lua and `redrive` name the events that changed.
 Keys are built inside the scripts, so this targets one Redis server, not a Cluster.
 """
 
