@@ -35,7 +35,8 @@ def view_purchases(
     """Several purchases at once (a group of polls, the live streams' tick): one batch read
     of the line, and one of the orders of the confirmed ones. Unknown ids are left out."""
     watched = queue.watch(purchase_ids)
-    orders = store.get_orders([p.order_id for p, _ in watched.values() if p.order_id])
+    order_ids = [p.order_id for p, _ in watched.values() if p.order_id]
+    orders = store.get_orders(order_ids) if order_ids else {}
     return {
         purchase_id: PurchaseView(purchase, ahead, orders.get(purchase.order_id or ""))
         for purchase_id, (purchase, ahead) in watched.items()
