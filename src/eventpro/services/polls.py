@@ -4,8 +4,10 @@ Tens of thousands of waiting buyers poll `GET /v1/purchases/{id}` about once a s
 Each poll on its own cost a hop to a thread and two or three reads of the backends; a
 poll cost more than an admission, which the group committer already writes in groups.
 `PollReader` gathers the polls that arrive while a read is under way and reads them with
-one call of `read_many` (one transaction, or one pipeline) in a worker thread; a few
-groups may be read at once, since reads need no order.
+one call of `read_many` (one transaction, or one script call) in a worker thread. One
+reader by default: with four, groups were four times smaller and the threads fought the
+event loop for the interpreter lock; under wrk a poll cost the server 30 to 40 % more CPU
+(docs/perf.md). Reads need no order, so `readers` may allow more at once.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ ReadMany = Callable[[Sequence[str]], dict[str, PurchaseView]]
 class PollReader:
     """`view(purchase_id)` for an event loop, read in groups by `read_many`."""
 
-    def __init__(self, read_many: ReadMany, max_group: int = 500, readers: int = 4) -> None:
+    def __init__(self, read_many: ReadMany, max_group: int = 500, readers: int = 1) -> None:
         self._read_many = read_many
         self._max_group = max_group
         self._readers = asyncio.Semaphore(readers)
