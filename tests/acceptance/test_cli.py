@@ -273,6 +273,9 @@ def test_bench_polls_measures_polls_and_memory_at_two_lengths_of_the_line(
     (run,) = results["runs"]
     for measure in ("poll_head", "poll_tail", "admission"):
         assert run[measure]["rate"] > 0 and run[measure]["errors"] == 0
+        assert run[measure]["cpu_us"] > 0  # the server's CPU time per answer
+    cost = run["poll_cost_vs_admission"]["tail"]
+    assert cost == round(run["poll_tail"]["cpu_us"] / run["admission"]["cpu_us"], 3)
     # read from the queue: the warm-up admissions joined the short line, the measured
     # ones the long one, so the two readings are of two different lines
     short, long = (int(depth) for depth in run["server_rss_mib"])

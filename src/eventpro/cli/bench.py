@@ -553,8 +553,14 @@ POLL_FIGURES: dict[str, tuple[str, ...]] = {
     "admission_rate": ("admission", "rate"),
     "head_per_admission": ("polls_per_admission", "head"),
     "tail_per_admission": ("polls_per_admission", "tail"),
+    "poll_head_cpu_us": ("poll_head", "cpu_us"),
+    "poll_tail_cpu_us": ("poll_tail", "cpu_us"),
+    "admission_cpu_us": ("admission", "cpu_us"),
+    "head_cost_vs_admission": ("poll_cost_vs_admission", "head"),
+    "tail_cost_vs_admission": ("poll_cost_vs_admission", "tail"),
     "rss_growth": ("server_rss_growth",),
 }
+POLL_COST = 0.5  # "far less than an admission": a poll's server CPU at most half of one's
 
 
 def _polls(tier: Tier, servers: Servers, line: int, duration: float, runs: int, out: Path) -> None:
@@ -563,22 +569,34 @@ def _polls(tier: Tier, servers: Servers, line: int, duration: float, runs: int, 
         every.append(bench_polls.measure(tier, servers, line, duration))
         console.print(f"run {number} of {runs} done")
     medians = medians_of(every, POLL_FIGURES)
-    passed = medians["rss_growth"]["median"] <= RSS_GROWTH
+    passed = {
+        "rss_growth": medians["rss_growth"]["median"] <= RSS_GROWTH,
+        "poll_cost": max(medians[f"{end}_cost_vs_admission"]["median"] for end in ("head", "tail"))
+        <= POLL_COST,
+    }
     results: dict[str, Any] = {"backend": tier.value, "line": line, "runs": every}
-    results |= {"medians": medians, "pass": {"rss_growth": passed}}
+    results |= {"medians": medians, "targets": {"poll_cost_vs_admission": POLL_COST}}
+    results |= {"pass": passed}
     path = out.with_name(f"polls-{tier.value}.json")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2))
     title = f"a poll at the head and the tail of a line of {line:,} ({tier}): medians of {runs}"
     table = Table(title=title)
-    for column in ("measure", "requests/s [range]", "per admission"):
+    columns = ("measure", "requests/s [range]", "per admission", "server CPU µs/answer [range]")
+    for column in (*columns, "CPU / admission's"):
         table.add_column(column)
+    verdict = f"(≤ {POLL_COST:.0%} {_verdict(passed['poll_cost'])})"
     for name, key in (("poll, first in line", "head"), ("poll, last in line", "tail")):
         share = _spread(medians[f"{key}_per_admission"], "{:.2f}")
-        table.add_row(name, _spread(medians[f"poll_{key}_rate"]), f"{share}x")
-    table.add_row("admission (POST)", _spread(medians["admission_rate"]), "1x")
-    growth = f"{_spread(medians['rss_growth'], '{:+.0%}')} (≤ {RSS_GROWTH:.0%} {_verdict(passed)})"
-    table.add_row("server RSS growth, line ~10,000 → whole", growth, "")
+        cost = _spread(medians[f"{key}_cost_vs_admission"], "{:.0%}")
+        cpu = _spread(medians[f"poll_{key}_cpu_us"], "{:.0f}")
+        table.add_row(name, _spread(medians[f"poll_{key}_rate"]), f"{share}x", cpu, cost)
+    cpu = _spread(medians["admission_cpu_us"], "{:.0f}")
+    table.add_row("admission (POST)", _spread(medians["admission_rate"]), "1x", cpu, "100%")
+    table.add_row("", "", "", "", verdict)
+    growth = _spread(medians["rss_growth"], "{:+.0%}")
+    growth += f" (≤ {RSS_GROWTH:.0%} {_verdict(passed['rss_growth'])})"
+    table.add_row("server RSS growth, line ~10,000 → whole", growth, "", "", "")
     console.print(table)
     console.print(f"written to {path}")
 

@@ -4,11 +4,13 @@ long line, beside what an admission costs, on the same server in the same run.
 A line of `line` undecided requests is admitted straight through the queue port (the
 point is the line, not how it was filled) into fresh backends of the tier, while
 `eventpro serve --workers 0` serves them. Then `wrk` polls `GET /v1/purchases/{id}` of the
-first purchase in line, then of the last, then POSTs new purchases, `duration` seconds
-each: a poll must cost far less than an admission wherever the buyer stands (`ahead` is
-O(log n) on every queue). The server's resident memory is read after the same polls and
-admissions with the line at about 10,000 and at `line`: the line lives in the queue, not
-in the process.
+first `POLLED` purchases in line, each in turn, then of the last `POLLED`, then POSTs new
+purchases, `duration` seconds each. Distinct ids, as real buyers poll: the same id polled
+by every connection would be read once per group of polls and flatter them. A poll must
+cost far less than an admission wherever the buyer stands (`ahead` is O(log n) on every
+queue): its cost is the server process's CPU time per answer, beside its rate. The
+server's resident memory is read after the same polls and admissions with the line at
+about 10,000 and at `line`: the line lives in the queue, not in the process.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from eventpro.bootstrap import Servers, Tier, fresh_backends, open_queue
 from eventpro.cli.bench_loadgen import WRK_BUYERS
 from eventpro.domain.model import PurchaseRequest
 from eventpro.loadtest.client import create_event, one_section_event
-from eventpro.loadtest.process import free_port, peak_rss_mib, served
+from eventpro.loadtest.process import cpu_seconds, free_port, peak_rss_mib, served
 from eventpro.ports import Admission, IdSource
 
 FIRST_LINE = 10_000
@@ -36,6 +38,15 @@ SETTLE_S = 5.0
 WARM_S = 2.0  # seconds of each measure before the memory is read at the short line
 GROUP = 2_000  # admissions a call: a group commit, as the API makes them
 ADMISSION_ROOM = 5_000_000  # undecided requests the admission measure may add to the line
+POLLED = 1_000  # distinct purchases polled at the head, and at the tail, of the line
+# wrk's script: each connection polls the next of the ids in turn (%s: a Lua list)
+WRK_POLLS = """
+local ids, sent = {%s}, 0
+function request()
+  sent = sent + 1
+  return wrk.format("GET", "/v1/purchases/" .. ids[sent %% #ids + 1])
+end
+"""
 
 
 def measure(tier: Tier, servers: Servers, line: int, duration: float) -> dict[str, Any]:
@@ -70,17 +81,18 @@ def _measure(
     wrk: str, base: str, pid: int, queue_url: str, event_id: str, line: int, duration: float
 ) -> dict[str, Any]:
     first = _fill(queue_url, event_id, 0, min(FIRST_LINE, line))
-    head, tail = first[0], first[-1]
+    head, tail = first[:POLLED], first[-POLLED:]
     # The same polls and admissions at both lengths of the line, so that the memory read
     # after each differs by the line alone, not by which code paths have run.
-    _round(wrk, base, event_id, head, tail, WARM_S)
+    _round(wrk, base, pid, event_id, head, tail, WARM_S)
     rss = {_depth(queue_url, event_id): peak_rss_mib(pid, "VmRSS")}
     more = _fill(queue_url, event_id, len(first), line - len(first))
-    tail = more[-1] if more else tail
+    tail = more[-POLLED:] if more else tail
     time.sleep(SETTLE_S)  # the backends absorb the fill (SQLite checkpoints its WAL)
-    poll_head, poll_tail, admission = _round(wrk, base, event_id, head, tail, duration)
+    poll_head, poll_tail, admission = _round(wrk, base, pid, event_id, head, tail, duration)
     rss[_depth(queue_url, event_id)] = peak_rss_mib(pid, "VmRSS")
     per_admission = admission["rate"] or 1.0
+    admission_cpu = admission["cpu_us"] or 1.0
     return {
         "line": line,
         "duration_s": duration,
@@ -94,17 +106,28 @@ def _measure(
             "head": round(poll_head["rate"] / per_admission, 2),
             "tail": round(poll_tail["rate"] / per_admission, 2),
         },
+        # the server's CPU time for a poll, as a share of its CPU time for an admission
+        "poll_cost_vs_admission": {
+            "head": round(poll_head["cpu_us"] / admission_cpu, 3),
+            "tail": round(poll_tail["cpu_us"] / admission_cpu, 3),
+        },
     }
 
 
 def _round(
-    wrk: str, base: str, event_id: str, head: str, tail: str, duration: float
+    wrk: str,
+    base: str,
+    pid: int,
+    event_id: str,
+    head: list[str],
+    tail: list[str],
+    duration: float,
 ) -> tuple[dict[str, float], ...]:
-    """Polls of the first purchase in line, of the last, then admissions: `duration` each."""
+    """Polls of the first purchases in line, of the last, then admissions: `duration` each."""
     measured = (
-        _wrk(wrk, f"{base}/v1/purchases/{head}", duration),
-        _wrk(wrk, f"{base}/v1/purchases/{tail}", duration),
-        _wrk(wrk, f"{base}/v1/events/{event_id}/purchases", duration, WRK_BUYERS),
+        _wrk(wrk, pid, f"{base}/v1/purchases/", duration, _polls_script(head)),
+        _wrk(wrk, pid, f"{base}/v1/purchases/", duration, _polls_script(tail)),
+        _wrk(wrk, pid, f"{base}/v1/events/{event_id}/purchases", duration, WRK_BUYERS),
     )
     for one in measured:
         if one["errors"]:  # a rate of refusals is not the rate of the work
@@ -143,22 +166,31 @@ def _depth(queue_url: str, event_id: str) -> int:
         queue.close()
 
 
-def _wrk(wrk: str, url: str, duration: float, script: str | None = None) -> dict[str, float]:
+def _polls_script(purchase_ids: list[str]) -> str:
+    return WRK_POLLS % ",".join(f'"{purchase_id}"' for purchase_id in purchase_ids)
+
+
+def _wrk(wrk: str, pid: int, url: str, duration: float, script: str) -> dict[str, float]:
+    """wrk's rate, errors and p99 on `url`, and the server's CPU time per answer (µs)."""
     with tempfile.NamedTemporaryFile("w", suffix=".lua") as lua:
-        lua.write(script or "")
+        lua.write(script)
         lua.flush()
         args = [wrk, "-t", "2", "-c", "64", "-d", f"{max(1, round(duration))}s", "--latency"]
+        cpu_before = cpu_seconds(pid)
         done = subprocess.run(
             [*args, "-s", lua.name, url], capture_output=True, text=True, timeout=duration + 60
         )
+        cpu = cpu_seconds(pid) - cpu_before
     rate = re.search(r"Requests/sec:\s+([0-9.]+)", done.stdout)
+    answers = re.search(r"([0-9]+) requests in", done.stdout)
     errors = re.search(r"Non-2xx or 3xx responses:\s+([0-9]+)", done.stdout)
     p99 = re.search(r"99%\s+([0-9.]+)(us|ms|s)", done.stdout)
-    if rate is None:
+    if rate is None or answers is None:
         raise RuntimeError(f"cannot read wrk's output:\n{done.stdout}{done.stderr}")
     scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}
     return {
         "rate": round(float(rate.group(1)), 1),
         "errors": int(errors.group(1)) if errors else 0,
         "p99_ms": round(float(p99.group(1)) * scale[p99.group(2)], 2) if p99 else float("nan"),
+        "cpu_us": round(cpu / max(1, int(answers.group(1))) * 1e6, 1),
     }

@@ -28,15 +28,15 @@ from eventpro.bootstrap import Tier, bootstrap, fresh_backends
 from eventpro.config import Settings
 from eventpro.loadtest.client import Shot, closed_loop, create_event, one_section_event, percentile
 from eventpro.loadtest.http import run
-from eventpro.loadtest.process import free_port, peak_rss_mib, served, worker_process
+from eventpro.loadtest.process import (
+    cpu_seconds,
+    free_port,
+    peak_rss_mib,
+    served,
+    worker_process,
+)
 
 IDLE_SECONDS = 30.0  # two heartbeat periods (15 s): their cost is part of an idle stream
-
-
-def _cpu_seconds(pid: int) -> float:
-    """The process's user + system CPU time so far, from /proc/<pid>/stat."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class Stream:
@@ -95,9 +95,9 @@ async def _session(port: int, pid: int, ids: list[str], idle: float, env: dict[s
     started = time.perf_counter()
     streams, tasks = await _open_all(port, ids)
     opened_s = time.perf_counter() - started
-    cpu_before, idle_started = _cpu_seconds(pid), time.perf_counter()
+    cpu_before, idle_started = cpu_seconds(pid), time.perf_counter()
     await asyncio.sleep(idle)
-    idle_cpu = (_cpu_seconds(pid) - cpu_before) / (time.perf_counter() - idle_started)
+    idle_cpu = (cpu_seconds(pid) - cpu_before) / (time.perf_counter() - idle_started)
     rss = peak_rss_mib(pid, "VmRSS")
     # A standalone worker decides the line, as on a deployment: not a thread of this
     # process, whose event loop must read 10,000 sockets on time.
