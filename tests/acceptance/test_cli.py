@@ -276,6 +276,11 @@ def test_bench_polls_measures_polls_and_memory_at_two_lengths_of_the_line(
         assert run[measure]["cpu_us"] > 0  # the server's CPU time per answer
     cost = run["poll_cost_vs_admission"]["tail"]
     assert cost == round(run["poll_tail"]["cpu_us"] / run["admission"]["cpu_us"], 3)
+    # the same polls against a bare route, in the same run: the HTTP part of a poll
+    assert run["bare_poll"]["rate"] > 0 and run["bare_poll"]["errors"] == 0
+    assert run["poll_cost_vs_bare"]["head"] == round(
+        run["poll_head"]["cpu_us"] / run["bare_poll"]["cpu_us"], 2
+    )
     # read from the queue: the warm-up admissions joined the short line, the measured
     # ones the long one, so the two readings are of two different lines
     short, long = (int(depth) for depth in run["server_rss_mib"])

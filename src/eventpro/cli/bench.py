@@ -558,6 +558,8 @@ POLL_FIGURES: dict[str, tuple[str, ...]] = {
     "admission_cpu_us": ("admission", "cpu_us"),
     "head_cost_vs_admission": ("poll_cost_vs_admission", "head"),
     "tail_cost_vs_admission": ("poll_cost_vs_admission", "tail"),
+    "bare_poll_rate": ("bare_poll", "rate"),
+    "bare_poll_cpu_us": ("bare_poll", "cpu_us"),
     "rss_growth": ("server_rss_growth",),
 }
 POLL_COST = 0.5  # "far less than an admission": a poll's server CPU at most half of one's
@@ -594,6 +596,8 @@ def _polls(tier: Tier, servers: Servers, line: int, duration: float, runs: int, 
     cpu = _spread(medians["admission_cpu_us"], "{:.0f}")
     table.add_row("admission (POST)", _spread(medians["admission_rate"]), "1x", cpu, "100%")
     table.add_row("", "", "", "", verdict)
+    cpu = _spread(medians["bare_poll_cpu_us"], "{:.0f}")
+    table.add_row("the same polls, bare Starlette", _spread(medians["bare_poll_rate"]), "", cpu, "")
     growth = _spread(medians["rss_growth"], "{:+.0%}")
     growth += f" (≤ {RSS_GROWTH:.0%} {_verdict(passed['rss_growth'])})"
     table.add_row("server RSS growth, line ~10,000 → whole", growth, "", "", "")

@@ -8,9 +8,11 @@ first `POLLED` purchases in line, each in turn, then of the last `POLLED`, then 
 purchases, `duration` seconds each. Distinct ids, as real buyers poll: the same id polled
 by every connection would be read once per group of polls and flatter them. A poll must
 cost far less than an admission wherever the buyer stands (`ahead` is O(log n) on every
-queue): its cost is the server process's CPU time per answer, beside its rate. The
-server's resident memory is read after the same polls and admissions with the line at
-about 10,000 and at `line`: the line lives in the queue, not in the process.
+queue): its cost is the server process's CPU time per answer, beside its rate, and beside
+the same polls answered by a bare Starlette route (`loadtest/baseline.py`), the HTTP
+part of any poll. The server's resident memory is read after the same polls and
+admissions with the line at about 10,000 and at `line`: the line lives in the queue, not
+in the process.
 """
 
 from __future__ import annotations
@@ -30,7 +32,13 @@ from eventpro.bootstrap import Servers, Tier, fresh_backends, open_queue
 from eventpro.cli.bench_loadgen import WRK_BUYERS
 from eventpro.domain.model import PurchaseRequest
 from eventpro.loadtest.client import create_event, one_section_event
-from eventpro.loadtest.process import cpu_seconds, free_port, peak_rss_mib, served
+from eventpro.loadtest.process import (
+    cpu_seconds,
+    free_port,
+    peak_rss_mib,
+    served,
+    uvicorn_args,
+)
 from eventpro.ports import Admission, IdSource
 
 FIRST_LINE = 10_000
@@ -72,9 +80,27 @@ def measure(tier: Tier, servers: Servers, line: int, duration: float) -> dict[st
             with served(args, env, f"{base}/healthz") as server:
                 body = one_section_event("polls", 10_000_000, 1, venue="bench")
                 event_id = create_event(base, token, body)
-                return _measure(wrk, base, server.pid, backends.queue_url, event_id, line, duration)
+                measured = _measure(
+                    wrk, base, server.pid, backends.queue_url, event_id, line, duration
+                )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+    measured["bare_poll"] = bare = _bare_poll(wrk, duration)
+    measured["poll_cost_vs_bare"] = {
+        end: round(measured[f"poll_{end}"]["cpu_us"] / (bare["cpu_us"] or 1.0), 2)
+        for end in ("head", "tail")
+    }
+    return measured
+
+
+def _bare_poll(wrk: str, duration: float) -> dict[str, float]:
+    """The same polls answered by a bare Starlette route that reads nothing."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    args = uvicorn_args("eventpro.loadtest.baseline:app", port)
+    with served(args, dict(os.environ), f"{base}/healthz") as server:
+        ids = [f"pur_bare{i}" for i in range(POLLED)]
+        return _wrk(wrk, server.pid, f"{base}/v1/purchases/", duration, _polls_script(ids))
 
 
 def _measure(

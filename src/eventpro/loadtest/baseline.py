@@ -5,7 +5,9 @@
 - `POST /hello-redis` also makes one Redis round trip (`INCR`), the floor of any admission
   that keeps its line in Redis (`EVENTPRO_BASELINE_REDIS_URL`);
 - `POST /v1/events/{id}/purchases` answers like `/hello` with a purchase in line, so the
-  load generator can be measured against `wrk` on the path it plays.
+  load generator can be measured against `wrk` on the path it plays;
+- `GET /v1/purchases/{id}` answers a poll's JSON without reading anything: the HTTP part
+  of a poll (`bench --polls`).
 """
 
 from __future__ import annotations
@@ -22,6 +24,10 @@ from starlette.routing import Route
 
 HELLO = b'{"hello":"world"}'
 QUEUED = b'{"purchase_id":"pur_baseline","status":"queued","position":1,"reason":null}'
+POLLED = (
+    b'{"purchase_id":"pur_baseline","event_id":"evt_baseline","buyer_id":"b","status":"queued",'
+    b'"position":1,"ahead":0,"reason":null,"order":null}'
+)
 
 
 async def hello(request: Request) -> Response:
@@ -38,6 +44,10 @@ async def hello_redis(request: Request) -> Response:
 async def purchase(request: Request) -> Response:
     await request.body()
     return Response(QUEUED, status_code=202, media_type="application/json")
+
+
+async def poll(_: Request) -> Response:
+    return Response(POLLED, media_type="application/json")
 
 
 async def healthz(_: Request) -> Response:
@@ -63,6 +73,7 @@ app = Starlette(
         Route("/hello", hello, methods=["POST"]),
         Route("/hello-redis", hello_redis, methods=["POST"]),
         Route("/v1/events/{event_id}/purchases", purchase, methods=["POST"]),
+        Route("/v1/purchases/{purchase_id}", poll, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
     ],
     lifespan=lifespan,
