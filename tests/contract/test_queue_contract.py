@@ -311,6 +311,8 @@ def test_watch_reads_many_purchases_with_the_same_ahead_as_one_by_one(
     event, other = new_event(store, capacity=2), new_event(store)
     admitted = queue.admit([admission(event, f"w{i}") for i in range(4)])
     _decide(store, queue, queue.lease(1, 30, NOW))  # w0 decided; the others wait
+    (poison,) = queue.lease(1, 30, NOW)
+    assert queue.fail(poison, "boom", 1, NOW)  # w1 dead-lettered: still undecided
     admitted += queue.admit([admission(other, "x")])
     ids = [a.purchase.id for a in admitted]
     watched = queue.watch([*ids, "pur_unknown"])
@@ -318,8 +320,9 @@ def test_watch_reads_many_purchases_with_the_same_ahead_as_one_by_one(
     for purchase_id in ids:
         purchase, ahead = watched[purchase_id]
         assert purchase == queue.get_purchase(purchase_id)
-        undecided = purchase.status is PurchaseStatus.QUEUED
+        undecided = purchase.status in (PurchaseStatus.QUEUED, PurchaseStatus.FAILED)
         assert ahead == (queue.ahead(purchase) if undecided else 0)
+    assert watched[ids[1]][0].status is PurchaseStatus.FAILED
     assert [watched[i][1] for i in ids] == [0, 0, 1, 2, 0]
 
 
