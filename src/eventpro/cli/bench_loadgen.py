@@ -53,16 +53,22 @@ class WrkMissing(RuntimeError):
     """wrk is not installed: `apt install wrk` (or `make tools`)."""
 
 
-def measure(connections: int, duration: float, processes: int) -> dict[str, Any]:
-    """Rates and CPU use of wrk and of the load generator against the bare endpoint."""
+def wrk_path() -> str:
+    """Where wrk is, or `WrkMissing`."""
     wrk = shutil.which("wrk")
     if wrk is None:
         raise WrkMissing(WrkMissing.__doc__)
+    return wrk
+
+
+def measure(connections: int, duration: float, processes: int) -> dict[str, Any]:
+    """Rates and CPU use of wrk and of the load generator against the bare endpoint."""
+    wrk = wrk_path()
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("EVENTPRO_")}
     with served(uvicorn_args("eventpro.loadtest.baseline:app", port), env, f"{base}/healthz"):
-        theirs = _wrk(wrk, base + PATH, connections, duration)
+        theirs = run_wrk(wrk, base + PATH, connections, duration)
         ours = _loadgen(base, connections, processes, int(theirs["rate"] * max(1, duration)))
     ratio = ours["rate"] / theirs["rate"] if theirs["rate"] else 0.0
     return {
@@ -78,22 +84,23 @@ def measure(connections: int, duration: float, processes: int) -> dict[str, Any]
 
 def wrk_buyers(url: str, connections: int, duration: float) -> dict[str, Any]:
     """wrk's rate on the purchase POST at `url`, a new buyer per request."""
-    wrk = shutil.which("wrk")
-    if wrk is None:
-        raise WrkMissing(WrkMissing.__doc__)
-    return _wrk(wrk, url, connections, duration, WRK_BUYERS)
+    wrk = wrk_path()
+    return run_wrk(wrk, url, connections, duration, WRK_BUYERS)
 
 
-def _wrk(
+def run_wrk(
     wrk: str, url: str, connections: int, duration: float, lua: str = WRK_SCRIPT
 ) -> dict[str, Any]:
+    """wrk on `url` with the Lua script `lua`: its rate, answers and p99, the answers
+    that were not 2xx/3xx plus the socket errors, and wrk's own CPU time. Every wrk run
+    of the benches goes through here."""
     threads = min(connections, os.cpu_count() or 1)
     with tempfile.NamedTemporaryFile("w", suffix=".lua") as script:
         script.write(lua)
         script.flush()
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         seconds = str(max(1, round(duration)))  # wrk takes whole seconds
-        args = [wrk, "-t", str(threads), "-c", str(connections), "-d", seconds]
+        args = [wrk, "-t", str(threads), "-c", str(connections), "-d", seconds, "--latency"]
         done = subprocess.run(
             [*args, "-s", script.name, url],
             capture_output=True,
@@ -103,7 +110,8 @@ def _wrk(
         )
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
     rate = re.search(r"Requests/sec:\s+([0-9.]+)", done.stdout)
-    if rate is None:
+    answers = re.search(r"([0-9]+) requests in", done.stdout)
+    if rate is None or answers is None:
         raise RuntimeError(f"cannot read wrk's output:\n{done.stdout}{done.stderr}")
     # answers other than 2xx/3xx (wrk says "Non-2xx or 3xx responses: N") and socket errors
     bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", done.stdout)
@@ -111,10 +119,14 @@ def _wrk(
         r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", done.stdout
     )
     errors = (int(bad.group(1)) if bad else 0) + (sum(map(int, failed.groups())) if failed else 0)
+    p99 = re.search(r"99%\s+([0-9.]+)(us|ms|s)", done.stdout)
+    scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return {
         "rate": round(float(rate.group(1)), 1),
+        "answers": int(answers.group(1)),
         "errors": errors,
+        "p99_ms": round(float(p99.group(1)) * scale[p99.group(2)], 2) if p99 else float("nan"),
         "threads": threads,
         "cpu_s": round(cpu, 2),
     }

@@ -18,10 +18,8 @@ in the process.
 from __future__ import annotations
 
 import os
-import re
 import secrets
 import shutil
-import subprocess
 import tempfile
 import time
 from datetime import UTC, datetime
@@ -29,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from eventpro.bootstrap import Servers, Tier, fresh_backends, open_queue
-from eventpro.cli.bench_loadgen import WRK_BUYERS
+from eventpro.cli.bench_loadgen import WRK_BUYERS, run_wrk, wrk_path
 from eventpro.domain.model import PurchaseRequest
 from eventpro.loadtest.client import create_event, one_section_event
 from eventpro.loadtest.process import (
@@ -46,6 +44,7 @@ SETTLE_S = 5.0
 WARM_S = 2.0  # seconds of each measure before the memory is read at the short line
 GROUP = 2_000  # admissions a call: a group commit, as the API makes them
 ADMISSION_ROOM = 5_000_000  # undecided requests the admission measure may add to the line
+CONNECTIONS = 64  # wrk's, for every measure
 POLLED = 1_000  # distinct purchases polled at the head, and at the tail, of the line
 # wrk's script: each connection polls the next of the ids in turn (%s: a Lua list)
 WRK_POLLS = """
@@ -58,9 +57,7 @@ end
 
 
 def measure(tier: Tier, servers: Servers, line: int, duration: float) -> dict[str, Any]:
-    wrk = shutil.which("wrk")
-    if wrk is None:
-        raise RuntimeError("wrk is not installed: `apt install wrk` (or `make tools`)")
+    wrk = wrk_path()
     workdir = Path(tempfile.mkdtemp(prefix="eventpro-polls-"))
     try:
         with fresh_backends(tier, servers, workdir) as backends:
@@ -93,7 +90,7 @@ def measure(tier: Tier, servers: Servers, line: int, duration: float) -> dict[st
     return measured
 
 
-def _bare_poll(wrk: str, duration: float) -> dict[str, float]:
+def _bare_poll(wrk: str, duration: float) -> dict[str, Any]:
     """The same polls answered by a bare Starlette route that reads nothing."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
@@ -148,7 +145,7 @@ def _round(
     head: list[str],
     tail: list[str],
     duration: float,
-) -> tuple[dict[str, float], ...]:
+) -> tuple[dict[str, Any], ...]:
     """Polls of the first purchases in line, of the last, then admissions: `duration` each."""
     measured = (
         _wrk(wrk, pid, f"{base}/v1/purchases/", duration, _polls_script(head)),
@@ -196,27 +193,9 @@ def _polls_script(purchase_ids: list[str]) -> str:
     return WRK_POLLS % ",".join(f'"{purchase_id}"' for purchase_id in purchase_ids)
 
 
-def _wrk(wrk: str, pid: int, url: str, duration: float, script: str) -> dict[str, float]:
-    """wrk's rate, errors and p99 on `url`, and the server's CPU time per answer (µs)."""
-    with tempfile.NamedTemporaryFile("w", suffix=".lua") as lua:
-        lua.write(script)
-        lua.flush()
-        args = [wrk, "-t", "2", "-c", "64", "-d", f"{max(1, round(duration))}s", "--latency"]
-        cpu_before = cpu_seconds(pid)
-        done = subprocess.run(
-            [*args, "-s", lua.name, url], capture_output=True, text=True, timeout=duration + 60
-        )
-        cpu = cpu_seconds(pid) - cpu_before
-    rate = re.search(r"Requests/sec:\s+([0-9.]+)", done.stdout)
-    answers = re.search(r"([0-9]+) requests in", done.stdout)
-    errors = re.search(r"Non-2xx or 3xx responses:\s+([0-9]+)", done.stdout)
-    p99 = re.search(r"99%\s+([0-9.]+)(us|ms|s)", done.stdout)
-    if rate is None or answers is None:
-        raise RuntimeError(f"cannot read wrk's output:\n{done.stdout}{done.stderr}")
-    scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}
-    return {
-        "rate": round(float(rate.group(1)), 1),
-        "errors": int(errors.group(1)) if errors else 0,
-        "p99_ms": round(float(p99.group(1)) * scale[p99.group(2)], 2) if p99 else float("nan"),
-        "cpu_us": round(cpu / max(1, int(answers.group(1))) * 1e6, 1),
-    }
+def _wrk(wrk: str, pid: int, url: str, duration: float, script: str) -> dict[str, Any]:
+    """`run_wrk` over `CONNECTIONS`, and the server's CPU time per answer (µs)."""
+    cpu_before = cpu_seconds(pid)
+    measured = run_wrk(wrk, url, CONNECTIONS, duration, script)
+    cpu = cpu_seconds(pid) - cpu_before
+    return {**measured, "cpu_us": round(cpu / max(1, measured["answers"]) * 1e6, 1)}
