@@ -43,7 +43,12 @@ from eventpro.loadtest.client import (
     percentile,
 )
 from eventpro.loadtest.http import run
-from eventpro.loadtest.process import free_port, served, tree_peak_rss_mib, uvicorn_args
+from eventpro.loadtest.process import (
+    free_port,
+    served,
+    served_baseline,
+    tree_peak_rss_mib,
+)
 from eventpro.ports import Clock
 from eventpro.services.decisions import decide_streak
 from eventpro.worker.loop import overlap_thread
@@ -97,10 +102,7 @@ def _baseline(
     path: str = "/hello",
     processes: int = 1,
 ) -> dict[str, Any]:
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    args = [*uvicorn_args("eventpro.loadtest.baseline:app", port), "--workers", str(processes)]
-    with served(args, env, f"{base}/healthz") as process:
+    with served_baseline(env, processes) as (base, process):
         answers = _closed(base, _buyers(path, 0, count), connections, duration)
         wrk = bench_loadgen.wrk_buyers(base + path, connections, duration)
         rss = round(tree_peak_rss_mib(process.pid), 1)

@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from eventpro.loadtest.process import free_port, served, uvicorn_args
+from eventpro.loadtest.process import served_baseline
 from eventpro.loadtest.run import run_load
 from eventpro.loadtest.scenario import Arrival, Retry, Scenario
 
@@ -64,10 +64,8 @@ def wrk_path() -> str:
 def measure(connections: int, duration: float, processes: int) -> dict[str, Any]:
     """Rates and CPU use of wrk and of the load generator against the bare endpoint."""
     wrk = wrk_path()
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("EVENTPRO_")}
-    with served(uvicorn_args("eventpro.loadtest.baseline:app", port), env, f"{base}/healthz"):
+    with served_baseline(env) as (base, _):
         theirs = run_wrk(wrk, base + PATH, connections, duration)
         ours = _loadgen(base, connections, processes, int(theirs["rate"] * max(1, duration)))
     ratio = ours["rate"] / theirs["rate"] if theirs["rate"] else 0.0

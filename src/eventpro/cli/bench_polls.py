@@ -35,7 +35,7 @@ from eventpro.loadtest.process import (
     free_port,
     peak_rss_mib,
     served,
-    uvicorn_args,
+    served_baseline,
 )
 from eventpro.ports import Admission, IdSource
 
@@ -92,10 +92,7 @@ def measure(tier: Tier, servers: Servers, line: int, duration: float) -> dict[st
 
 def _bare_poll(wrk: str, duration: float) -> dict[str, Any]:
     """The same polls answered by a bare Starlette route that reads nothing."""
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    args = uvicorn_args("eventpro.loadtest.baseline:app", port)
-    with served(args, dict(os.environ), f"{base}/healthz") as server:
+    with served_baseline(dict(os.environ)) as (base, server):
         ids = [f"pur_bare{i}" for i in range(POLLED)]
         return _wrk(wrk, server.pid, f"{base}/v1/purchases/", duration, _polls_script(ids))
 

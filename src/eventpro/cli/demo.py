@@ -47,8 +47,8 @@ from eventpro.loadtest.process import (
     free_port,
     peak_rss_mib,
     served,
+    served_baseline,
     tree_total_peak_rss_mib,
-    uvicorn_args,
     worker_process,
 )
 from eventpro.services.audit import AuditReport, audit_event, pages
@@ -167,10 +167,7 @@ def baseline_answered_within(
     """Seconds for the same client to get `buyers` answers from a bare Starlette endpoint
     (`loadtest/baseline.py`, as many processes as the demo's API): the demo's yardstick
     on a machine whose speed changes from hour to hour."""
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    args = [*uvicorn_args("eventpro.loadtest.baseline:app", port), "--workers", str(processes)]
-    with served(args, dict(os.environ), f"{base}/healthz"):
+    with served_baseline(dict(os.environ), processes) as (base, _):
         answers, _ = _sell(base, "evt_baseline", buyers, connections)
     if any(a.status != 202 for a in answers):
         raise RuntimeError("the bare endpoint answered something other than 202")

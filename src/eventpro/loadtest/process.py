@@ -96,6 +96,21 @@ def served(
 
 
 @contextlib.contextmanager
+def served_baseline(
+    env: dict[str, str], processes: int = 1, log: Path | None = None
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """The bare Starlette apps of `loadtest/baseline.py`, served as every bench server is,
+    in `processes` processes: their base URL and the (first) process."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    args = uvicorn_args("eventpro.loadtest.baseline:app", port)
+    if processes > 1:
+        args += ["--workers", str(processes)]
+    with served(args, env, f"{base}/healthz", log) as process:
+        yield base, process
+
+
+@contextlib.contextmanager
 def worker_process(
     env: dict[str, str], log: Path, concurrency: int = 1
 ) -> Iterator[subprocess.Popen[bytes]]:

@@ -31,7 +31,7 @@ from eventpro.loadtest.process import (
     free_port,
     peak_rss_mib,
     served,
-    uvicorn_args,
+    served_baseline,
     worker_process,
 )
 from eventpro.loadtest.report import Ceiling, StrategyRun, write_report
@@ -207,10 +207,7 @@ FCFS_SLACK = 0.1  # seconds: requests sent this close together may reach the ser
 
 def measure_ceiling(connections: int, out: Path, duration: float = 5.0) -> Ceiling:
     """A bare Starlette `POST /hello` under a closed loop of `connections` connections."""
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    args = uvicorn_args("eventpro.loadtest.baseline:app", port)
-    with served(args, _inherited_env(), f"{base}/healthz", out / "server-ceiling.log"):
+    with served_baseline(_inherited_env(), log=out / "server-ceiling.log") as (base, _):
         shots = [
             Shot("/hello", {"buyer_id": f"b{i}", "section": "Floor", "quantity": 1})
             for i in range(2_000_000)
