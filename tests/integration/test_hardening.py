@@ -152,6 +152,23 @@ def test_silent_and_dripping_connections_are_closed(tmp_path) -> None:
             'eventpro_refused_total{reason="head_timeout"} 21.0'
             in server.client.get("/metrics").text
         )
+        # A kept-alive connection: its second head has its whole second from its first
+        # byte, though the connection is older (one timer per connection, re-armed).
+        kept = socket.create_connection(("127.0.0.1", port), timeout=5)
+        kept.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert kept.recv(1024).startswith(b"HTTP/1.1 200 ")
+        time.sleep(0.7)
+        kept.sendall(b"GET /healthz HTTP/1.1\r\n")
+        second = time.monotonic()
+        time.sleep(0.6)  # past a second of the connection, not of the head
+        kept.sendall(b"Host: x\r\n\r\n")
+        assert kept.recv(1024).startswith(b"HTTP/1.1 200 ")
+        kept.sendall(b"GET /healthz HTTP/1.1\r\n")
+        third = time.monotonic()
+        assert kept.recv(1024) == b"", "a dripping head on a kept-alive connection was kept"
+        assert 0.8 < time.monotonic() - third < 2.5
+        assert time.monotonic() - second > 1.2
+        kept.close()
 
 
 def test_an_app_built_without_a_usable_token_refuses_every_admin_call(tmp_path) -> None:

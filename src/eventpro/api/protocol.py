@@ -48,13 +48,15 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._head_bytes = 0
         self._header_count = 0
         self._head_timer: asyncio.TimerHandle | None = None
+        self._head_since = 0.0  # loop time the head in progress began
         self._head_timeout = _head_timeout()
         self._discarding = False  # after a refusal: what still arrives is dropped
         self._tail = b""  # the last bytes of the head seen, to find its end across chunks
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(OneWritePerTurn(transport, self.loop))  # type: ignore[arg-type]
-        self._start_head_timer()
+        self._head_since = self.loop.time()
+        self._arm_head_timer()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._stop_head_timer()
@@ -78,8 +80,9 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().on_message_begin()
         self._in_head, self._head_bytes, self._header_count = True, 0, 0
         self._tail = b""
+        self._head_since = self.loop.time()
         if self._head_timer is None:
-            self._start_head_timer()
+            self._arm_head_timer()
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._header_count += 1
@@ -94,21 +97,28 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             super().send_400_response(msg)
 
     def on_headers_complete(self) -> None:
-        self._in_head = False
-        self._stop_head_timer()
+        self._in_head = False  # the timer stays: see _head_timer_fired
         super().on_headers_complete()
 
-    def _start_head_timer(self) -> None:
-        self._head_timer = self.loop.call_later(self._head_timeout, self._head_timed_out)
+    def _arm_head_timer(self) -> None:
+        when = self._head_since + self._head_timeout
+        self._head_timer = self.loop.call_at(when, self._head_timer_fired)
 
     def _stop_head_timer(self) -> None:
         if self._head_timer is not None:
             self._head_timer.cancel()
             self._head_timer = None
 
-    def _head_timed_out(self) -> None:
+    def _head_timer_fired(self) -> None:
+        """One timer per connection and timeout period, not one armed and cancelled per
+        request: when it fires, the head in progress, if any, gets the rest of its time,
+        and a connection between requests gets a new timer from its next request."""
         self._head_timer = None
-        if self._in_head and not self.transport.is_closing():
+        if not self._in_head or self.transport.is_closing():
+            return
+        if self.loop.time() < self._head_since + self._head_timeout:
+            self._arm_head_timer()  # the head began after the timer was armed
+        else:
             REFUSED["head_timeout"] += 1
             self.transport.close()
 
