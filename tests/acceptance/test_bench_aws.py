@@ -21,7 +21,7 @@ def test_bench_aws_counts_the_calls_of_a_sale_and_sells_exactly_the_stock(
 ) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "eventpro", "bench", "--backend", "aws", "--quick",
-         "--out", str(tmp_path / "bench.json")],
+         "--out", str(tmp_path)],
         capture_output=True, text=True, timeout=240, env={**service_env(), "COLUMNS": "200"},
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr

@@ -206,7 +206,6 @@ def test_unknown_backend_scheme_lists_the_valid_ones(database) -> None:
 def test_bench_quick_writes_its_json(tmp_path: Path, backend: str) -> None:
     if backend == "postgres" and not os.environ.get("EVENTPRO_TEST_POSTGRES_URL"):
         pytest.skip("EVENTPRO_TEST_POSTGRES_URL is not set")
-    out = tmp_path / "bench.json"
     env = service_env(
         EVENTPRO_BENCH_POSTGRES_URL=os.environ.get("EVENTPRO_TEST_POSTGRES_URL", ""),
         EVENTPRO_BENCH_REDIS_URL=os.environ.get(
@@ -214,10 +213,10 @@ def test_bench_quick_writes_its_json(tmp_path: Path, backend: str) -> None:
         ),
     )
     runs = 2 if backend == "sqlite" else 1
-    args = ("bench", "--quick", "--backend", backend, "--runs", str(runs), "--out", str(out))
+    args = ("bench", "--quick", "--backend", backend, "--runs", str(runs), "--out", str(tmp_path))
     done = eventpro(*args, env=env, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
-    results = json.loads(out.read_text())
+    results = json.loads((tmp_path / f"bench-{backend}.json").read_text())
     assert set(results) >= {"runs", "medians", "targets", "pass"}
     assert results["backend"] == backend and len(results["runs"]) == runs
     for one in results["runs"]:
@@ -237,9 +236,19 @@ def test_bench_quick_writes_its_json(tmp_path: Path, backend: str) -> None:
         assert sale["oversold"] == 0 and sale["tickets_sold"] == sale["capacity"] == 500
 
 
+def test_bench_refuses_a_file_as_its_out_directory_before_measuring(tmp_path: Path) -> None:
+    # a file where the JSON's directory should be used to fail only after every run
+    taken = tmp_path / "bench.json"
+    taken.write_text("kept")
+    done = eventpro("bench", "--out", str(taken), env=service_env(COLUMNS="200"), timeout=30)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "is a file" in done.stdout + done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
+    assert taken.read_text() == "kept" and "bench sqlite" not in done.stdout
+
+
 def test_bench_loadgen_measures_the_generator_beside_wrk(tmp_path: Path) -> None:
-    out = tmp_path / "bench.json"
-    done = eventpro("bench", "--loadgen", "--quick", "--out", str(out), env=service_env())
+    done = eventpro("bench", "--loadgen", "--quick", "--out", str(tmp_path), env=service_env())
     assert done.returncode == 0, done.stdout + done.stderr
     results = json.loads((tmp_path / "loadgen.json").read_text())
     assert results["wrk"]["rate"] > 0 and results["loadgen"]["rate"] > 0
@@ -249,8 +258,7 @@ def test_bench_loadgen_measures_the_generator_beside_wrk(tmp_path: Path) -> None
 
 
 def test_bench_streams_measures_open_idle_streams_and_decision_delays(tmp_path: Path) -> None:
-    out = tmp_path / "bench.json"
-    args = ("bench", "--streams", "10000", "--quick", "--out", str(out))
+    args = ("bench", "--streams", "10000", "--quick", "--out", str(tmp_path))
     done = eventpro(*args, env=service_env())
     assert done.returncode == 0, done.stdout + done.stderr
     results = json.loads((tmp_path / "streams.json").read_text())
@@ -265,8 +273,8 @@ def test_bench_streams_measures_open_idle_streams_and_decision_delays(tmp_path: 
 def test_bench_polls_measures_polls_and_memory_at_two_lengths_of_the_line(
     tmp_path: Path,
 ) -> None:
-    out = tmp_path / "bench.json"
-    done = eventpro("bench", "--polls", "100000", "--quick", "--out", str(out), env=service_env())
+    args = ("bench", "--polls", "100000", "--quick", "--out", str(tmp_path))
+    done = eventpro(*args, env=service_env())
     assert done.returncode == 0, done.stdout + done.stderr
     results = json.loads((tmp_path / "polls-sqlite.json").read_text())
     assert results["line"] == 2000  # --quick: one run
@@ -290,8 +298,7 @@ def test_bench_polls_measures_polls_and_memory_at_two_lengths_of_the_line(
 
 
 def test_bench_demo_runs_the_demo_sale_and_reports_its_medians(tmp_path: Path) -> None:
-    out = tmp_path / "bench.json"
-    done = eventpro("bench", "--demo", "--quick", "--out", str(out), env=service_env())
+    done = eventpro("bench", "--demo", "--quick", "--out", str(tmp_path), env=service_env())
     assert done.returncode == 0, done.stdout + done.stderr
     results = json.loads((tmp_path / "demo.json").read_text())
     (run,) = results["runs"]  # --quick: one sale of 500 tickets to 2,000 buyers

@@ -191,9 +191,14 @@ def bench(
     duration: Annotated[float, typer.Option(envvar="EVENTPRO_BENCH_DURATION", min=0.5)] = 8.0,
     connections: Annotated[int, typer.Option(envvar="EVENTPRO_BENCH_CONNECTIONS", min=1)] = 128,
     batch_size: Annotated[int, typer.Option(envvar="EVENTPRO_BATCH_SIZE", min=1)] = 500,
-    out: Annotated[Path, typer.Option(envvar="EVENTPRO_BENCH_OUT")] = Path(
-        "bench-results/bench.json"
-    ),
+    out: Annotated[
+        Path,
+        typer.Option(
+            envvar="EVENTPRO_BENCH_OUT",
+            file_okay=False,
+            help="the directory each measure writes its JSON file to",
+        ),
+    ] = Path("bench-results"),
     backend: Annotated[
         str,
         typer.Option(
@@ -248,6 +253,11 @@ def bench(
     ] = "",
 ) -> None:
     """Baseline vs admission throughput, p99 at half load, worker decisions per second."""
+    try:  # now, not after minutes of measuring
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        console.print(f"[red]--out {out}: {exc.strerror}[/]")
+        raise typer.Exit(2) from exc
     if backend == "aws":  # its own module: DynamoDB is measured call by call
         from eventpro.cli import bench_aws
 
@@ -256,11 +266,11 @@ def bench(
     if quick:
         duration, connections = 0.5, 8
     if loadgen:
-        _loadgen(connections, duration, processes, out.with_name("loadgen.json"))
+        _loadgen(connections, duration, processes, out / "loadgen.json")
         return
     runs = runs or (1 if quick else 5)
     if demo_sale:
-        _demo(runs, quick, out.with_name("demo.json"))
+        _demo(runs, quick, out / "demo.json")
         return
     if polls:
         servers = Servers(postgres_url, redis_url)
@@ -269,7 +279,7 @@ def bench(
         return
     if streams:
         count = min(streams, 200) if quick else streams
-        _streams(count, quick, runs, out.with_name("streams.json"))
+        _streams(count, quick, runs, out / "streams.json")
         return
     tier = Tier.named(backend)
     servers = Servers(postgres_url, redis_url)
@@ -279,10 +289,10 @@ def bench(
         every.append(_one_run(tier, servers, connections, duration, batch_size, quick))
         console.print(f"run {number} of {runs} done")
     results = summarise_runs(tier, every, connections, duration)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2))
+    path = out / f"bench-{tier.value}.json"
+    path.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2))
     _print(results)
-    console.print(f"written to {out}")
+    console.print(f"written to {path}")
 
 
 def _one_run(
@@ -581,8 +591,7 @@ def _polls(tier: Tier, servers: Servers, line: int, duration: float, runs: int, 
     results: dict[str, Any] = {"backend": tier.value, "line": line, "runs": every}
     results |= {"medians": medians, "targets": {"poll_cost_vs_admission": POLL_COST}}
     results |= {"pass": passed}
-    path = out.with_name(f"polls-{tier.value}.json")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path = out / f"polls-{tier.value}.json"
     path.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2))
     title = f"a poll at the head and the tail of a line of {line:,} ({tier}): medians of {runs}"
     table = Table(title=title)
@@ -654,7 +663,6 @@ def _demo(runs: int, quick: bool, out: Path) -> None:
     )
     results = {"buyers": buyers, "tickets": tickets, "runs": every, "medians": medians}
     results |= {"targets": {**DEMO_TARGETS, "server_peak_rss_mb": DEMO_RSS_MB}, "pass": passed}
-    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2))
     title = f"the demo's sale, {buyers:,} buyers, {tickets:,} tickets: medians of {runs}"
     table = Table(title=title)
