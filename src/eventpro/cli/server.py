@@ -19,7 +19,7 @@ from eventpro.api.protocol import (
     raise_open_files_limit,
 )
 from eventpro.bootstrap import Container, bootstrap, redact
-from eventpro.cli.tuning import tune_interpreter
+from eventpro.cli.tuning import freeze_startup_objects, tune_interpreter
 from eventpro.config import Settings
 from eventpro.worker.loop import running
 
@@ -80,7 +80,9 @@ def serving_app(container: Container) -> HotPath:
     def workers() -> AbstractAsyncContextManager[None]:
         return running(loops, c.store, c.queue, c.clock, c.policy, metrics.on_batch)
 
-    return create_app(container, metrics, workers if loops else None)
+    app = create_app(container, metrics, workers if loops else None)
+    freeze_startup_objects()
+    return app
 
 
 def app_from_env() -> HotPath:
