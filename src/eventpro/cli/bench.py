@@ -17,7 +17,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
-import orjson
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -31,6 +30,7 @@ from eventpro.bootstrap import (
     statement_replay,
 )
 from eventpro.cli import bench_loadgen, bench_polls, bench_store, bench_streams, demo
+from eventpro.cli.report import write_results
 from eventpro.config import Settings
 from eventpro.loadtest.client import (
     Answer,
@@ -290,7 +290,7 @@ def bench(
         console.print(f"run {number} of {runs} done")
     results = summarise_runs(tier, every, connections, duration)
     path = out / f"bench-{tier.value}.json"
-    path.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2))
+    write_results(results, path)
     _print(results)
     console.print(f"written to {path}")
 
@@ -545,7 +545,7 @@ def _loadgen(connections: int, duration: float, processes: int, out: Path) -> No
     except bench_loadgen.WrkMissing as exc:
         console.print(f"[red]{exc}[/]")
         raise typer.Exit(1) from exc
-    bench_loadgen.write(results, out)
+    write_results(results, out)
     table = Table(title="the load generator against wrk (same endpoint, connections, run)")
     for column in ("client", "requests/s", "CPU s", "note"):
         table.add_column(column)
@@ -592,7 +592,7 @@ def _polls(tier: Tier, servers: Servers, line: int, duration: float, runs: int, 
     results |= {"medians": medians, "targets": {"poll_cost_vs_admission": POLL_COST}}
     results |= {"pass": passed}
     path = out / f"polls-{tier.value}.json"
-    path.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2))
+    write_results(results, path)
     title = f"a poll at the head and the tail of a line of {line:,} ({tier}): medians of {runs}"
     table = Table(title=title)
     columns = ("measure", "requests/s [range]", "per admission", "server CPU µs/answer [range]")
@@ -663,7 +663,7 @@ def _demo(runs: int, quick: bool, out: Path) -> None:
     )
     results = {"buyers": buyers, "tickets": tickets, "runs": every, "medians": medians}
     results |= {"targets": {**DEMO_TARGETS, "server_peak_rss_mb": DEMO_RSS_MB}, "pass": passed}
-    out.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2))
+    write_results(results, out)
     title = f"the demo's sale, {buyers:,} buyers, {tickets:,} tickets: medians of {runs}"
     table = Table(title=title)
     for column in ("measure", "median [min to max]", "target", "result"):
@@ -710,7 +710,7 @@ def _streams(count: int, quick: bool, runs: int, out: Path) -> None:
     medians = medians_of(every, STREAM_FIGURES)
     passed = medians["idle_cpu_share"]["median"] <= IDLE_STREAMS_CPU
     results = {"streams": count, "runs": every, "medians": medians, "pass": {"idle": passed}}
-    bench_streams.write(results, out)
+    write_results(results, out)
     idle_cpu = _spread(medians["idle_cpu_share"], "{:.1%}")
     console.print(f"{count:,} idle streams, medians of {runs} runs (range in brackets):")
     bound = f"≤ {IDLE_STREAMS_CPU:.0%} {_verdict(passed)}"

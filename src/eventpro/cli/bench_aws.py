@@ -42,6 +42,7 @@ from rich.table import Table
 
 from eventpro.bootstrap import Servers, Tier, bare_calls, bootstrap, fresh_backends
 from eventpro.cli import bench_aws_cost
+from eventpro.cli.report import write_results
 from eventpro.config import Settings
 from eventpro.loadtest.client import (
     Answer,
@@ -299,7 +300,7 @@ def main(quick: bool, connections: int, batch_size: int, endpoint: str, out: Pat
             console.print(f"[red]{exc}[/]")
             raise typer.Exit(1) from exc
     path = out / "aws.json"
-    path.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2))
+    write_results(results, path)
     console.print(table(results))
     console.print(f"written to {path}")
 

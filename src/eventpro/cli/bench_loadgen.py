@@ -15,7 +15,6 @@ import resource
 import shutil
 import subprocess
 import tempfile
-from pathlib import Path
 from typing import Any
 
 from eventpro.loadtest.process import served_baseline
@@ -152,10 +151,3 @@ def _loadgen(base: str, connections: int, processes: int, buyers: int) -> dict[s
         "cpu_share": round(summary["client_cpu_share"], 2),
         "wall_s": round(summary["wall_s"], 2),
     }
-
-
-def write(results: dict[str, Any], out: Path) -> None:
-    import orjson
-
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2))

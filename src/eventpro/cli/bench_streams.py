@@ -162,11 +162,6 @@ def _admit(base: str, token: str, count: int) -> list[str]:
     return ids
 
 
-def write(results: dict[str, Any], out: Path) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2))
-
-
 def table(results: dict[str, Any]) -> Table:
     r = results
     shown = Table(title=f"{r['streams']:,} open idle purchase streams on one API process")

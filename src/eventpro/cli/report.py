@@ -1,7 +1,11 @@
-"""Printing what the CLI found: audit reports as tables."""
+"""Reporting what the CLI found: audit reports as tables, benchmark results as JSON files."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
+import orjson
 from rich.console import Console
 from rich.table import Table
 
@@ -22,3 +26,8 @@ def print_audit(console: Console, report: AuditReport) -> None:
     console.print(table)
     counts = ", ".join(f"{k} {v:,}" for k, v in report.counts.items())
     console.print(f"counts: {counts}")
+
+
+def write_results(results: dict[str, Any], path: Path) -> None:
+    """A bench's results as indented JSON (its directory exists: `bench` makes it first)."""
+    path.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2))
