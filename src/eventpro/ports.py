@@ -25,7 +25,6 @@ import secrets
 import threading
 import time
 from collections.abc import Hashable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Generic, TypeVar
 
@@ -40,6 +39,7 @@ from eventpro.domain.model import (
     PurchaseStatus,
     Reason,
     Strategy,
+    Value,
 )
 
 
@@ -62,8 +62,7 @@ class Misconfigured(StoreError):
 T = TypeVar("T")
 
 
-@dataclass(frozen=True, slots=True)
-class Page(Generic[T]):
+class Page(Value, Generic[T], frozen=True):
     items: list[T]
     next_cursor: str | None
 
@@ -105,8 +104,7 @@ class IdSource:
         return [head + tails[16 * i : 16 * i + 16] for i in range(count)]
 
 
-@dataclass(frozen=True, slots=True)
-class Admission:
+class Admission(Value, frozen=True):
     """One request to enter an event's line, as the API received it."""
 
     purchase_id: str
@@ -141,8 +139,7 @@ class Admission:
         return Admitted(earlier, replayed=not mismatch, key_mismatch=mismatch)
 
 
-@dataclass(frozen=True, slots=True)
-class Admitted:
+class Admitted(Value, frozen=True):
     """The outcome of one admission: the purchase as recorded, or a key reused with another body.
 
     `replayed` is True when an earlier purchase with the same idempotency key was returned.
@@ -153,8 +150,7 @@ class Admitted:
     key_mismatch: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class Delivery:
+class Delivery(Value, frozen=True):
     """A leased purchase request. `attempt` is 1 on the first delivery; `receipt` is the
     adapter's own handle of this delivery (a Redis stream entry id), if it has one."""
 
@@ -164,8 +160,7 @@ class Delivery:
     receipt: str = ""
 
 
-@dataclass(frozen=True, slots=True)
-class DeadLetter:
+class DeadLetter(Value, frozen=True):
     purchase: Purchase
     attempts: int
     last_error: str

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import itertools
 import uuid
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -23,6 +22,7 @@ from hypothesis.stateful import (
     rule,
     run_state_machine_as_test,
 )
+from msgspec.structs import replace
 
 from eventpro.bootstrap import drop_scope, open_queue, open_store
 from eventpro.domain.model import Event

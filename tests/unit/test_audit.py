@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from msgspec.structs import replace
 
 from eventpro.adapters.memory import MemoryInventoryStore, MemoryQueue
 from eventpro.adapters.memory.unsafe import UnsafeMemoryInventoryStore

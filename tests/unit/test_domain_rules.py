@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from msgspec.structs import replace
 
 from eventpro.domain.allocation import make_order, refusal_at_admission
 from eventpro.domain.errors import (

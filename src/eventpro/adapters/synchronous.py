@@ -24,13 +24,13 @@ import contextlib
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import replace
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
 import orjson
 import sqlalchemy as sa
+from msgspec.structs import replace
 from sqlalchemy import bindparam, text
 
 from eventpro.adapters.dialects import (

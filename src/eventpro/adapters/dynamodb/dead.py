@@ -8,9 +8,10 @@ transaction, and redrive moves it back at its original position with its attempt
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
 from datetime import datetime
 from typing import Any
+
+from msgspec.structs import replace
 
 from eventpro.adapters.dynamodb import codec
 from eventpro.adapters.dynamodb.client import (

@@ -12,8 +12,10 @@ import itertools
 import threading
 import time
 from collections.abc import Hashable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
+
+from msgspec.structs import replace
 
 from eventpro.adapters.paging import page_after
 from eventpro.domain.allocation import refusal_in_line

@@ -9,8 +9,10 @@ from __future__ import annotations
 import itertools
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
+
+from msgspec.structs import replace
 
 from eventpro.adapters.paging import page_after
 from eventpro.domain.allocation import SectionStock, allocate_batch

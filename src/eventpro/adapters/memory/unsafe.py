@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import replace
 from datetime import datetime
+
+from msgspec.structs import replace
 
 from eventpro.adapters.memory.queue import MemoryQueue
 from eventpro.adapters.memory.store import MemoryInventoryStore
