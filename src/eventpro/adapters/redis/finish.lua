@@ -5,7 +5,7 @@
 -- moved to the dead-letter stream `P:dlq`; a failed one that may be retried stays pending
 -- in the consumer group, where the next lease of the event reclaims it.
 -- Publishes the event id on `P:decided`, which wakes every API's streams.
--- ARGV: prefix, event id, lease id, and a JSON list of requests, each a list of
+-- ARGV: prefix, event id, lease id, and a MessagePack list of requests, each a list of
 --       [id, entry, buyer, quantity, status, reason, order_id] or, status "failed",
 --       [id, entry, attempts, failed_at, "failed", error, dead ("1" to dead-letter)].
 --       `entry`, `buyer` and `quantity` are what the lease delivered (its stream entry
@@ -14,25 +14,21 @@ local P, E, lease = ARGV[1], ARGV[2], ARGV[3]
 local line, dead_line = P .. ':line:' .. E, P .. ':deadline:' .. E
 local stream, redriven = P .. ':stream:' .. E, P .. ':redriven:' .. E
 local lease_key = P .. ':lease:' .. E
-local items = {}
-for i, v in ipairs(cjson.decode(ARGV[4])) do
-  local d = {id = v[1], entry = v[2], status = v[5]}
-  if d.status == 'failed' then
-    d.attempts, d.failed_at, d.error, d.dead = v[3], v[4], v[6], v[7]
-  else
-    d.buyer, d.quantity, d.reason, d.order_id = v[3], v[4], v[6], v[7]
-  end
-  items[i] = d
-end
+-- Each request's fields by index: no table per request (a batch is 500 of them).
+local ID, ENTRY, STATUS = 1, 2, 5
+local BUYER, QUANTITY, REASON, ORDER_ID = 3, 4, 6, 7  -- a decision
+local ATTEMPTS, FAILED_AT, ERROR, DEAD = 3, 4, 6, 7  -- a failure
+local items = cmsgpack.unpack(ARGV[4])  -- a fifth faster to decode than the same JSON
 local done_entries, done_ids = {}, {}
 
+-- `command key [extra] member...` over `list`, 1,000 members a call; the replies joined.
 local function in_chunks(command, key, extra, list)
   local out = {}
   for start = 1, #list, 1000 do
-    local chunk = {unpack(list, start, math.min(start + 999, #list))}
+    local last = math.min(start + 999, #list)
     local got
-    if extra then got = redis.call(command, key, extra, unpack(chunk))
-    else got = redis.call(command, key, unpack(chunk)) end
+    if extra then got = redis.call(command, key, extra, unpack(list, start, last))
+    else got = redis.call(command, key, unpack(list, start, last)) end
     if type(got) == 'table' then
       for _, value in ipairs(got) do table.insert(out, value) end
     end
@@ -41,46 +37,46 @@ local function in_chunks(command, key, extra, list)
 end
 
 -- The request leaves the line: its stream entry (or its redriven mark) goes with it.
-local function leave(d)
-  table.insert(done_ids, d.id)
-  if d.entry ~= '' then table.insert(done_entries, d.entry) end
+local function leave(v)
+  table.insert(done_ids, v[ID])
+  if v[ENTRY] ~= '' then table.insert(done_entries, v[ENTRY]) end
 end
-local function decide(key, d)
-  redis.call('HSET', key, 'status', d.status, 'reason', d.reason, 'order_id', d.order_id)
-  if d.status == 'rejected' then
-    redis.call('HINCRBY', P .. ':held:' .. E, d.buyer, 0 - tonumber(d.quantity))
+local function decide(key, v)
+  redis.call('HSET', key, 'status', v[STATUS], 'reason', v[REASON], 'order_id', v[ORDER_ID])
+  if v[STATUS] == 'rejected' then
+    redis.call('HINCRBY', P .. ':held:' .. E, v[BUYER], 0 - tonumber(v[QUANTITY]))
   end
 end
 
 local ids = {}
-for i, d in ipairs(items) do ids[i] = d.id end
+for i, v in ipairs(items) do ids[i] = v[ID] end
 local in_line = in_chunks('ZMSCORE', line, nil, ids)
 local changed = {}
-for i, d in ipairs(items) do
-  local key = P .. ':p:' .. d.id
+for i, v in ipairs(items) do
+  local key = P .. ':p:' .. v[ID]
   changed[i] = 0
   if in_line[i] then
-    if d.status ~= 'failed' then
-      leave(d)
-      decide(key, d)
+    if v[STATUS] ~= 'failed' then
+      leave(v)
+      decide(key, v)
       changed[i] = 1
     else
-      redis.call('HSET', key, 'last_error', d.error, 'attempts', d.attempts)
-      if d.dead == '1' then
-        leave(d)
-        redis.call('ZADD', dead_line, in_line[i], d.id)
-        local letter = redis.call('XADD', P .. ':dlq', '*', 'id', d.id, 'event_id', E)
-        redis.call('HSET', key, 'status', 'failed', 'failed_at', d.failed_at,
+      redis.call('HSET', key, 'last_error', v[ERROR], 'attempts', v[ATTEMPTS])
+      if v[DEAD] == '1' then
+        leave(v)
+        redis.call('ZADD', dead_line, in_line[i], v[ID])
+        local letter = redis.call('XADD', P .. ':dlq', '*', 'id', v[ID], 'event_id', E)
+        redis.call('HSET', key, 'status', 'failed', 'failed_at', v[FAILED_AT],
           'dlq_entry', letter)
         changed[i] = 1
       end
     end
-  elseif d.status ~= 'failed' and redis.call('ZSCORE', dead_line, d.id) then
+  elseif v[STATUS] ~= 'failed' and redis.call('ZSCORE', dead_line, v[ID]) then
     -- decided while dead-lettered (a late worker): complete it all the same
-    redis.call('ZREM', dead_line, d.id)
+    redis.call('ZREM', dead_line, v[ID])
     redis.call('XDEL', P .. ':dlq', redis.call('HGET', key, 'dlq_entry'))
     redis.call('HSET', key, 'dlq_entry', '')
-    decide(key, d)
+    decide(key, v)
     changed[i] = 1
   end
 end
