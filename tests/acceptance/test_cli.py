@@ -248,12 +248,18 @@ def test_bench_refuses_a_file_as_its_out_directory_before_measuring(tmp_path: Pa
 
 
 def test_bench_loadgen_measures_the_generator_beside_wrk(tmp_path: Path) -> None:
-    done = eventpro("bench", "--loadgen", "--quick", "--out", str(tmp_path), env=service_env())
+    args = ("bench", "--loadgen", "--quick", "--runs", "2", "--out", str(tmp_path))
+    done = eventpro(*args, env=service_env())
     assert done.returncode == 0, done.stdout + done.stderr
     results = json.loads((tmp_path / "loadgen.json").read_text())
-    assert results["wrk"]["rate"] > 0 and results["loadgen"]["rate"] > 0
-    assert results["loadgen"]["errors"] == 0 and results["loadgen"]["cpu_s"] > 0
-    assert results["loadgen"]["answered"] == results["loadgen"]["requests"]
+    assert len(results["runs"]) == 2
+    for run in results["runs"]:
+        assert run["wrk"]["rate"] > 0 and run["loadgen"]["rate"] > 0
+        assert run["loadgen"]["errors"] == 0 and run["loadgen"]["cpu_s"] > 0
+        assert run["loadgen"]["answered"] == run["loadgen"]["requests"]
+    ratios = sorted(run["ratio"] for run in results["runs"])
+    assert results["medians"]["ratio"]["min"] == ratios[0]
+    assert results["medians"]["ratio"]["max"] == ratios[-1]
     assert "loadtest / wrk" in done.stdout
 
 
