@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from msgspec.structs import replace
 
+from eventpro import ports  # noqa: F401  (its records are Values too)
 from eventpro.domain.allocation import make_order, refusal_at_admission
 from eventpro.domain.errors import (
     InvalidEvent,
@@ -16,7 +17,15 @@ from eventpro.domain.errors import (
     UnknownSeat,
     UnknownSection,
 )
-from eventpro.domain.model import Event, EventStatus, PurchaseStatus, Reason, Section, SectionKind
+from eventpro.domain.model import (
+    Event,
+    EventStatus,
+    PurchaseStatus,
+    Reason,
+    Section,
+    SectionKind,
+    Value,
+)
 from eventpro.domain.rules import event_status, resolve_request, validate_event
 
 NOW = datetime(2026, 12, 1, 10, tzinfo=UTC)
@@ -136,3 +145,25 @@ def test_make_order_copies_the_request_and_the_seats_taken() -> None:
         8000,
     )
     assert PurchaseStatus.CONFIRMED.is_final and not PurchaseStatus.FAILED.is_final
+
+
+def every_value_class() -> list[type[Value]]:
+    """Every record of the domain and the ports (they all derive from `Value`)."""
+    found, todo = [], list(Value.__subclasses__())
+    while todo:
+        cls = todo.pop()
+        found.append(cls)
+        todo += cls.__subclasses__()
+    return found
+
+
+def test_every_record_is_frozen_and_a_change_makes_a_copy() -> None:
+    assert {"Event", "Purchase", "Order", "Delivery", "Admission"} <= {
+        cls.__name__ for cls in every_value_class()
+    }
+    assert [cls.__name__ for cls in every_value_class() if not cls.__struct_config__.frozen] == []
+    with pytest.raises(AttributeError):
+        EVENT.per_buyer_limit = 100  # type: ignore[misc]
+    changed = replace(EVENT, per_buyer_limit=10)
+    assert (changed.per_buyer_limit, EVENT.per_buyer_limit) == (10, 4)
+    assert hash(EVENT) == hash(replace(changed, per_buyer_limit=4))
