@@ -284,10 +284,9 @@ def bench(
     tier = Tier.named(backend)
     servers = Servers(postgres_url, redis_url)
     console.print(f"bench {tier}: {connections} connections, {duration} s per measure, {runs} runs")
-    every = []
-    for number in range(1, runs + 1):
-        every.append(_one_run(tier, servers, connections, duration, batch_size, quick))
-        console.print(f"run {number} of {runs} done")
+    every = _repeated(
+        runs, lambda: _one_run(tier, servers, connections, duration, batch_size, quick)
+    )
     results = summarise_runs(tier, every, connections, duration)
     path = out / f"bench-{tier.value}.json"
     write_results(results, path)
@@ -380,6 +379,15 @@ FIGURES: dict[str, tuple[str, ...]] = {
     "baseline_peak_rss_mib": ("baseline", "server_peak_rss_mib"),
     "server_peak_rss_mib": ("admission", "server_peak_rss_mib"),
 }
+
+
+def _repeated(runs: int, measure: Callable[[], dict[str, Any]]) -> list[dict[str, Any]]:
+    """`measure()` `runs` times, saying as each run ends: every mode's runs."""
+    every = []
+    for number in range(1, runs + 1):
+        every.append(measure())
+        console.print(f"run {number} of {runs} done")
+    return every
 
 
 def _figure(one: dict[str, Any], path: tuple[str, ...]) -> float | None:
@@ -551,14 +559,11 @@ LOADGEN_FIGURES: dict[str, tuple[str, ...]] = {
 
 
 def _loadgen(connections: int, duration: float, processes: int, runs: int, out: Path) -> None:
-    every = []
-    for number in range(1, runs + 1):
-        try:
-            every.append(bench_loadgen.measure(connections, duration, processes))
-        except bench_loadgen.WrkMissing as exc:
-            console.print(f"[red]{exc}[/]")
-            raise typer.Exit(1) from exc
-        console.print(f"run {number} of {runs} done")
+    try:
+        every = _repeated(runs, lambda: bench_loadgen.measure(connections, duration, processes))
+    except bench_loadgen.WrkMissing as exc:
+        console.print(f"[red]{exc}[/]")
+        raise typer.Exit(1) from exc
     medians = medians_of(every, LOADGEN_FIGURES)
     passed = medians["ratio"]["median"] >= bench_loadgen.TARGET
     results = {"runs": every, "medians": medians, "target": bench_loadgen.TARGET, "pass": passed}
@@ -601,10 +606,7 @@ POLL_COST = 0.5  # "far less than an admission": a poll's server CPU at most hal
 
 
 def _polls(tier: Tier, servers: Servers, line: int, duration: float, runs: int, out: Path) -> None:
-    every = []
-    for number in range(1, runs + 1):
-        every.append(bench_polls.measure(tier, servers, line, duration))
-        console.print(f"run {number} of {runs} done")
+    every = _repeated(runs, lambda: bench_polls.measure(tier, servers, line, duration))
     medians = medians_of(every, POLL_FIGURES)
     passed = {
         "rss_growth": medians["rss_growth"]["median"] <= RSS_GROWTH,
@@ -658,25 +660,27 @@ DEMO_TARGETS = {"all_answered_within_s": 5.0, "all_decided_within_s": 10.0}
 DEMO_RSS_MB = 250.0  # the most the server (its API processes) may take: 250 MB, in MiB below
 
 
+def _demo_run(buyers: int, tickets: int) -> dict[str, Any]:
+    """One sale on a fresh SQLite file, and the bare endpoint's time for as many answers."""
+    workdir = Path(tempfile.mkdtemp(prefix="eventpro-demo-"))
+    try:
+        database = f"sqlite:///{workdir / 'demo.db'}"
+        backends = Backends(database, database)
+        bare = demo.baseline_answered_within(buyers, demo.CONNECTIONS)
+        sold = demo.sell(backends, buyers, tickets, demo.CONNECTIONS, workdir)
+        numbers = demo.sale_numbers(backends, sold)[0]
+        numbers["baseline_answered_within_s"] = bare
+        numbers["answered_vs_baseline"] = numbers["all_answered_within_s"] / bare
+        return numbers
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
 def _demo(runs: int, quick: bool, out: Path) -> None:
     """`make demo` (50,000 buyers, 10,000 tickets, SQLite, 256 connections), `runs` times,
     each beside the same client getting as many answers from a bare endpoint."""
     buyers, tickets = (2_000, 500) if quick else (50_000, 10_000)
-    every = []
-    for number in range(1, runs + 1):
-        workdir = Path(tempfile.mkdtemp(prefix="eventpro-demo-"))
-        try:
-            database = f"sqlite:///{workdir / 'demo.db'}"
-            backends = Backends(database, database)
-            bare = demo.baseline_answered_within(buyers, demo.CONNECTIONS)
-            sold = demo.sell(backends, buyers, tickets, demo.CONNECTIONS, workdir)
-            numbers = demo.sale_numbers(backends, sold)[0]
-            numbers["baseline_answered_within_s"] = bare
-            numbers["answered_vs_baseline"] = numbers["all_answered_within_s"] / bare
-            every.append(numbers)
-        finally:
-            shutil.rmtree(workdir, ignore_errors=True)
-        console.print(f"run {number} of {runs} done")
+    every = _repeated(runs, lambda: _demo_run(buyers, tickets))
     medians = medians_of(every, DEMO_FIGURES)
     passed = {name: medians[name]["median"] <= bound for name, bound in DEMO_TARGETS.items()}
     rss_bound = DEMO_RSS_MB * 1e6 / 2**20
@@ -724,12 +728,14 @@ STREAM_FIGURES: dict[str, tuple[str, ...]] = {
 
 
 def _streams(count: int, quick: bool, runs: int, out: Path) -> None:
-    every = []
-    for number in range(1, runs + 1):
-        idle = 1.0 if quick else bench_streams.IDLE_SECONDS
-        every.append(bench_streams.measure(count, idle=idle))
-        console.print(bench_streams.table(every[-1]))
-        console.print(f"run {number} of {runs} done")
+    idle = 1.0 if quick else bench_streams.IDLE_SECONDS
+
+    def measure() -> dict[str, Any]:
+        one = bench_streams.measure(count, idle=idle)
+        console.print(bench_streams.table(one))
+        return one
+
+    every = _repeated(runs, measure)
     medians = medians_of(every, STREAM_FIGURES)
     passed = medians["idle_cpu_share"]["median"] <= IDLE_STREAMS_CPU
     results = {"streams": count, "runs": every, "medians": medians, "pass": {"idle": passed}}
