@@ -48,12 +48,13 @@ def test_concurrent_polls_are_read_in_a_few_groups_off_the_event_loop() -> None:
     assert loop_thread not in {thread for _, thread in calls}
 
 
-def test_a_failed_read_fails_the_polls_of_its_group() -> None:
+@pytest.mark.parametrize("readers", [0, 1])
+def test_a_failed_read_fails_the_polls_of_its_group(readers: int) -> None:
     def read_many(ids: Sequence[str]) -> dict[str, PurchaseView]:
         raise Unavailable("down")
 
     async def run() -> None:
-        reader = PollReader(read_many)
+        reader = PollReader(read_many, readers=readers)
         try:
             with pytest.raises(Unavailable):
                 await reader.view("pur_1")
@@ -61,3 +62,24 @@ def test_a_failed_read_fails_the_polls_of_its_group() -> None:
             reader.close()
 
     asyncio.run(run())
+
+
+def test_without_readers_polls_are_read_on_the_event_loop_in_groups() -> None:
+    calls: list[tuple[int, int]] = []
+
+    def read_many(ids: Sequence[str]) -> dict[str, PurchaseView]:
+        calls.append((len(ids), threading.get_ident()))
+        return {i: _view(i) for i in ids}
+
+    async def run() -> list[PurchaseView | None]:
+        reader = PollReader(read_many, readers=0)
+        try:
+            return await asyncio.gather(*(reader.view(f"pur_{i}") for i in range(300)))
+        finally:
+            reader.close()
+
+    loop_thread = threading.get_ident()
+    views = asyncio.run(run())
+    assert [v.purchase.id for v in views if v] == [f"pur_{i}" for i in range(300)]
+    assert [n for n, _ in calls] == [300]  # the polls of one turn of the loop: one read
+    assert {thread for _, thread in calls} == {loop_thread}

@@ -54,7 +54,8 @@ def create_app(
         if synchronous is not None:
             metrics.watch_pool(synchronous.pool_counts)
         log.info("serving with strategy %s", settings.strategy)
-        app.state.polls = polls = PollReader(partial(read_views, container))
+        readers = 0 if container.reads_locally else 1  # 0: on the loop, no thread's hop
+        app.state.polls = polls = PollReader(partial(read_views, container), readers=readers)
         restore = drain_on_exit(hub)
         try:
             async with background() if background else contextlib.nullcontext():
@@ -128,7 +129,7 @@ PURCHASE_STREAM = "/v1/purchases/{purchase_id}/stream"
 
 
 def read_views(container: Container, purchase_ids: Sequence[str]) -> dict[str, PurchaseView]:
-    """The purchases of a group of polls, read together in the poll reader's thread."""
+    """The purchases of a group of polls, read together by the poll reader."""
     return view_purchases(container.store, container.queue, purchase_ids)
 
 

@@ -8,6 +8,12 @@ one call of `read_many` (one transaction, or one script call) in a worker thread
 reader by default: with four, groups were four times smaller and the threads fought the
 event loop for the interpreter lock; under wrk a poll cost the server 30 to 40 % more CPU
 (docs/perf.md). Reads need no order, so `readers` may allow more at once.
+
+`readers=0` reads on the event loop itself, for backends whose reads are local and never
+wait (capability `local`: a SQLite file in WAL mode, whose readers do not wait for its
+writer). There the hop to a thread and back, and the thread's turns with the loop for the
+interpreter lock, cost more than the read: a poll cost the server 30 % less CPU read on
+the loop (docs/perf.md).
 """
 
 from __future__ import annotations
@@ -27,8 +33,10 @@ class PollReader:
     def __init__(self, read_many: ReadMany, max_group: int = 500, readers: int = 1) -> None:
         self._read_many = read_many
         self._max_group = max_group
-        self._readers = asyncio.Semaphore(readers)
-        self._executor = ThreadPoolExecutor(readers, thread_name_prefix="eventpro-polls")
+        self._readers = asyncio.Semaphore(max(1, readers))
+        self._executor = (
+            ThreadPoolExecutor(readers, thread_name_prefix="eventpro-polls") if readers else None
+        )
         self._pending: list[tuple[str, asyncio.Future[PurchaseView | None]]] = []
         self._gathering = False
 
@@ -47,15 +55,21 @@ class PollReader:
                 await self._readers.acquire()  # wait for a free reader: meanwhile, more come
                 group = self._pending[: self._max_group]
                 del self._pending[: self._max_group]
-                asyncio.get_running_loop().create_task(self._read(group))
+                if self._executor is None:
+                    await self._read(group)  # on the loop: it does not wait
+                else:
+                    asyncio.get_running_loop().create_task(self._read(group))
         finally:
             self._gathering = False
 
     async def _read(self, group: list[tuple[str, asyncio.Future[PurchaseView | None]]]) -> None:
         try:
             ids = list(dict.fromkeys(purchase_id for purchase_id, _ in group))
-            loop = asyncio.get_running_loop()
-            views = await loop.run_in_executor(self._executor, self._read_many, ids)
+            if self._executor is None:
+                views = self._read_many(ids)
+            else:
+                loop = asyncio.get_running_loop()
+                views = await loop.run_in_executor(self._executor, self._read_many, ids)
         except Exception as exc:
             for _, future in group:
                 if not future.done():
@@ -68,4 +82,5 @@ class PollReader:
                 future.set_result(views.get(purchase_id))
 
     def close(self) -> None:
-        self._executor.shutdown(wait=True)
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)

@@ -49,7 +49,7 @@ SELECT_PURCHASES = "SELECT " + ", ".join(f"p.{c.strip()}" for c in PURCHASE_COLU
 
 
 class SqliteQueue(PurchaseQueue):
-    capabilities = frozenset({"durable", "shared"})
+    capabilities = frozenset({"durable", "shared", "local"})
 
     def __init__(self, db: SqliteDatabase, ids: IdSource | None = None) -> None:
         self.db = db

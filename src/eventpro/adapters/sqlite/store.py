@@ -48,7 +48,7 @@ LOWEST_FREE = (
 
 
 class SqliteInventoryStore(InventoryStore):
-    capabilities = frozenset({"durable", "shared"})
+    capabilities = frozenset({"durable", "shared", "local"})
 
     def __init__(self, db: SqliteDatabase, ids: IdSource | None = None) -> None:
         self.db = db

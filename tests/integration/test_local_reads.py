@@ -1,0 +1,58 @@
+"""Capability `local`: the buyers' polls on SQLite are read on the event loop, which is
+safe only because a read never waits for a writer (WAL mode). Shown with a real file and
+a write transaction held open by another thread."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from eventpro.adapters.sqlite.queue import SqliteQueue
+from eventpro.bootstrap import Container, open_queue, open_store
+from eventpro.config import Settings
+from eventpro.domain.model import PurchaseStatus
+from eventpro.services.purchases import view_purchases
+from tests.contract.helpers import admission, new_event
+
+
+def test_a_read_returns_the_committed_state_while_a_write_is_held_open(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'local.db'}"
+    store, queue = open_store(url), open_queue(url)
+    try:
+        assert isinstance(queue, SqliteQueue)
+        container = Container(Settings(database_url=url), store, queue)
+        assert container.reads_locally
+        event = new_event(store)
+        (admitted,) = queue.admit([admission(event, "b1")])
+        purchase_id = admitted.purchase.id
+        holding, release = threading.Event(), threading.Event()
+
+        def writer() -> None:  # takes the write lock and changes the purchase, uncommitted
+            with queue.db.write() as conn:
+                conn.execute(
+                    "UPDATE purchases SET status = 'rejected' WHERE id = ?", (purchase_id,)
+                )
+                holding.set()
+                release.wait(30)
+
+        thread = threading.Thread(target=writer)
+        thread.start()
+        try:
+            assert holding.wait(10)
+            views = view_purchases(store, queue, [purchase_id])
+            assert thread.is_alive()  # read while the write was still open, not after it
+        finally:
+            release.set()
+            thread.join()
+        assert views[purchase_id].purchase.status is PurchaseStatus.QUEUED
+        assert views[purchase_id].ahead == 0
+        committed = view_purchases(store, queue, [purchase_id])[purchase_id]
+        assert committed.purchase.status is PurchaseStatus.REJECTED  # the write did land
+    finally:
+        queue.close()
+        store.close()
+
+
+def test_the_memory_backends_are_read_off_the_loop() -> None:
+    memory = Container(Settings(), open_store("memory://"), open_queue("memory://"))
+    assert not memory.reads_locally  # its reads take a lock that a writer holds
