@@ -14,8 +14,8 @@ tests that need one skip, naming it, where it is missing:
 
 - `shared`: several adapters (processes) on the same URL see and change the same data;
 - `durable`: what a call returned survives a crash of this process;
-- `local`: reads are made in this process (a local file, memory) and never wait for a
-  writer or a network, so an event loop may make them itself (the buyers' polls).
+- `local`: reads are made in this process on a local file and never wait for a writer
+  or a network, so an event loop may make them itself (the buyers' polls).
 
 Times are passed in (a `Clock`), so adapters never read the wall clock for rules.
 """
