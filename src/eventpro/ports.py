@@ -15,7 +15,8 @@ tests that need one skip, naming it, where it is missing:
 - `shared`: several adapters (processes) on the same URL see and change the same data;
 - `durable`: what a call returned survives a crash of this process;
 - `local`: reads are made in this process on a local file and never wait for a writer
-  or a network, so an event loop may make them itself (the buyers' polls).
+  or a network, so an event loop may make them itself (the buyers' polls);
+- `async_watch`: `watch_async` reads with an asynchronous client on the event loop.
 
 Times are passed in (a `Clock`), so adapters never read the wall clock for rules.
 """
@@ -316,6 +317,15 @@ class PurchaseQueue(abc.ABC):
                 undecided = purchase.status in (PurchaseStatus.QUEUED, PurchaseStatus.FAILED)
                 found[purchase_id] = (purchase, self.ahead(purchase) if undecided else 0)
         return found
+
+    async def watch_async(self, purchase_ids: Sequence[str]) -> dict[str, tuple[Purchase, int]]:
+        """`watch` for an event loop, with the adapter's own asynchronous client
+        (capability `async_watch`): no thread, and the loop goes on while it waits. The
+        client lives on the loop of the first call until `close_async`."""
+        raise NotImplementedError(f"{type(self).__name__} lacks the capability 'async_watch'")
+
+    async def close_async(self) -> None:
+        """Close what `watch_async` opened, on the same loop."""
 
     def decision_feed(self) -> DecisionFeed | None:
         """A new feed of the events whose requests were decided by any process, or None

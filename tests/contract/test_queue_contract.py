@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
-from eventpro.domain.model import PurchaseStatus, Reason
+from eventpro.domain.model import Purchase, PurchaseStatus, Reason
 from eventpro.ports import InventoryStore, PurchaseQueue
 from tests.backends import reopened, requires
 from tests.contract.helpers import NOW, admission, drain, new_event
@@ -324,6 +325,30 @@ def test_watch_reads_many_purchases_with_the_same_ahead_as_one_by_one(
         assert ahead == (queue.ahead(purchase) if undecided else 0)
     assert watched[ids[1]][0].status is PurchaseStatus.FAILED
     assert [watched[i][1] for i in ids] == [0, 0, 1, 2, 0]
+
+
+def test_watch_async_reads_what_watch_reads_on_an_event_loop(
+    partner_store: InventoryStore, queue: PurchaseQueue
+) -> None:
+    requires(queue, "async_watch")
+    store = partner_store
+    event = new_event(store, capacity=2)
+    admitted = queue.admit([admission(event, f"a{i}") for i in range(4)])
+    _decide(store, queue, queue.lease(1, 30, NOW))  # a0 decided; the others wait
+    ids = [a.purchase.id for a in admitted] + ["pur_unknown"]
+
+    async def twice() -> list[dict[str, tuple[Purchase, int]]]:
+        try:  # twice: the second call reuses the client the first one opened
+            return [await queue.watch_async(ids), await queue.watch_async(ids[1:])]
+        finally:
+            await queue.close_async()
+
+    first, second = asyncio.run(twice())
+    assert first == queue.watch(ids) and len(first) == 4
+    assert [first[i][1] for i in ids[:4]] == [0, 0, 1, 2]
+    assert second == queue.watch(ids[1:])
+    # a client closed with its loop: another loop opens its own
+    assert asyncio.run(twice())[0] == first
 
 
 def test_the_decision_feed_announces_each_completed_event(

@@ -1,19 +1,22 @@
-"""Polls read in groups: many buyers asking at one moment cost a few batch reads."""
+"""Polls read in groups: many buyers asking at one moment cost a few batch reads, made
+where they cost the server least."""
 
 from __future__ import annotations
 
 import asyncio
 import threading
-import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import pytest
 
+from eventpro.adapters.memory.queue import MemoryQueue
+from eventpro.adapters.memory.store import MemoryInventoryStore
 from eventpro.domain.model import Purchase, PurchaseRequest, PurchaseStatus
 from eventpro.ports import Unavailable
-from eventpro.services.polls import PollReader
+from eventpro.services.polls import GroupReads, PollReader
 from eventpro.services.purchases import PurchaseView
+from tests.contract.helpers import admission, drain, new_event
 
 NOW = datetime(2026, 12, 2, tzinfo=UTC)
 
@@ -24,62 +27,89 @@ def _view(purchase_id: str) -> PurchaseView:
     return PurchaseView(purchase, 0, None)
 
 
-def test_concurrent_polls_are_read_in_a_few_groups_off_the_event_loop() -> None:
-    calls: list[tuple[int, int]] = []  # (ids in the call, thread)
+def test_concurrent_polls_are_read_in_a_few_groups() -> None:
+    calls: list[int] = []  # ids in each call
 
-    def read_many(ids: Sequence[str]) -> dict[str, PurchaseView]:
-        calls.append((len(ids), threading.get_ident()))
-        time.sleep(0.01)  # a read takes a moment: polls gather meanwhile
+    async def read_many(ids: Sequence[str]) -> dict[str, PurchaseView]:
+        calls.append(len(ids))
+        await asyncio.sleep(0.01)  # a read takes a moment: polls gather meanwhile
         return {i: _view(i) for i in ids if i != "pur_unknown"}
 
     async def run() -> list[PurchaseView | None]:
-        reader = PollReader(read_many, readers=2)
-        try:
-            ids = [f"pur_{i % 150}" for i in range(300)] + ["pur_unknown"]
-            return await asyncio.gather(*(reader.view(i) for i in ids))
-        finally:
-            reader.close()
+        reader = PollReader(read_many, in_flight=2)
+        ids = [f"pur_{i % 150}" for i in range(300)] + ["pur_unknown"]
+        return await asyncio.gather(*(reader.view(i) for i in ids))
 
-    loop_thread = threading.get_ident()
     views = asyncio.run(run())
     assert [v.purchase.id if v else None for v in views[:3]] == ["pur_0", "pur_1", "pur_2"]
     assert views[-1] is None
-    assert sum(n for n, _ in calls) <= 151 and len(calls) <= 4, calls  # ids read once a group
-    assert loop_thread not in {thread for _, thread in calls}
+    assert sum(calls) <= 151 and len(calls) <= 4, calls  # each id read once a group
 
 
-@pytest.mark.parametrize("readers", [0, 1])
-def test_a_failed_read_fails_the_polls_of_its_group(readers: int) -> None:
-    def read_many(ids: Sequence[str]) -> dict[str, PurchaseView]:
+def test_a_failed_read_fails_the_polls_of_its_group() -> None:
+    async def read_many(ids: Sequence[str]) -> dict[str, PurchaseView]:
         raise Unavailable("down")
 
     async def run() -> None:
-        reader = PollReader(read_many, readers=readers)
-        try:
-            with pytest.raises(Unavailable):
-                await reader.view("pur_1")
-        finally:
-            reader.close()
+        with pytest.raises(Unavailable):
+            await PollReader(read_many).view("pur_1")
 
     asyncio.run(run())
 
 
-def test_without_readers_polls_are_read_on_the_event_loop_in_groups() -> None:
-    calls: list[tuple[int, int]] = []
+class _Recording(MemoryQueue):
+    """The reference queue, noting the thread of each read and which call made it."""
 
-    def read_many(ids: Sequence[str]) -> dict[str, PurchaseView]:
-        calls.append((len(ids), threading.get_ident()))
-        return {i: _view(i) for i in ids}
+    def __init__(self, capabilities: frozenset[str] = frozenset()) -> None:
+        super().__init__()
+        self.capabilities = capabilities
+        self.reads: list[tuple[str, int]] = []
+
+    def watch(self, purchase_ids: Sequence[str]) -> dict[str, tuple[Purchase, int]]:
+        self.reads.append(("watch", threading.get_ident()))
+        return super().watch(purchase_ids)
+
+    async def watch_async(self, purchase_ids: Sequence[str]) -> dict[str, tuple[Purchase, int]]:
+        self.reads.append(("watch_async", threading.get_ident()))
+        return super().watch(purchase_ids)
+
+
+def _sale(queue: MemoryQueue) -> tuple[MemoryInventoryStore, list[str]]:
+    """Three buyers of a two-ticket section, all decided: two confirmed, one rejected."""
+    store = MemoryInventoryStore()
+    event = new_event(store, capacity=2, seats=())
+    admitted = queue.admit([admission(event, f"b{i}") for i in range(3)])
+    drain(store, queue)
+    return store, [a.purchase.id for a in admitted]
+
+
+@pytest.mark.parametrize(
+    ("local", "capabilities", "call", "on_loop"),
+    [
+        (True, frozenset(), "watch", True),  # SQLite: on the loop, it never waits
+        (False, frozenset({"async_watch"}), "watch_async", True),  # Redis: its async client
+        (False, frozenset(), "watch", False),  # any other: in the reader thread
+    ],
+)
+def test_a_group_is_read_where_the_backends_allow(
+    local: bool, capabilities: frozenset[str], call: str, on_loop: bool
+) -> None:
+    queue = _Recording(capabilities)
+    store, ids = _sale(queue)
 
     async def run() -> list[PurchaseView | None]:
-        reader = PollReader(read_many, readers=0)
+        reads = GroupReads(store, queue, local)
         try:
-            return await asyncio.gather(*(reader.view(f"pur_{i}") for i in range(300)))
+            reader = PollReader(reads)
+            return await asyncio.gather(*(reader.view(i) for i in [*ids, "pur_unknown"]))
         finally:
-            reader.close()
+            await reads.close()
 
     loop_thread = threading.get_ident()
+    queue.reads.clear()
     views = asyncio.run(run())
-    assert [v.purchase.id for v in views if v] == [f"pur_{i}" for i in range(300)]
-    assert [n for n, _ in calls] == [300]  # the polls of one turn of the loop: one read
-    assert {thread for _, thread in calls} == {loop_thread}
+    assert [(name, thread == loop_thread) for name, thread in queue.reads] == [(call, on_loop)]
+    statuses = [v.purchase.status if v else None for v in views]
+    assert statuses.count(PurchaseStatus.CONFIRMED) == 2 and views[-1] is None
+    confirmed = [v for v in views if v and v.purchase.status is PurchaseStatus.CONFIRMED]
+    assert all(v.order is not None and v.order.id == v.purchase.order_id for v in confirmed)

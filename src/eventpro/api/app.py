@@ -8,9 +8,8 @@ import logging
 import re
 import signal
 import threading
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from functools import partial
 from types import FrameType
 
 from fastapi import FastAPI
@@ -31,8 +30,7 @@ from eventpro.api.session import Sessions
 from eventpro.bootstrap import Container
 from eventpro.config import Settings
 from eventpro.services.events import EventViews
-from eventpro.services.polls import PollReader
-from eventpro.services.purchases import PurchaseView, view_purchases
+from eventpro.services.polls import GroupReads, PollReader
 
 log = logging.getLogger(__name__)
 
@@ -54,14 +52,14 @@ def create_app(
         if synchronous is not None:
             metrics.watch_pool(synchronous.pool_counts)
         log.info("serving with strategy %s", settings.strategy)
-        readers = 0 if container.reads_locally else 1  # 0: on the loop, no thread's hop
-        app.state.polls = polls = PollReader(partial(read_views, container), readers=readers)
+        reads = GroupReads(container.store, container.queue, container.reads_locally)
+        app.state.polls = PollReader(reads)
         restore = drain_on_exit(hub)
         try:
             async with background() if background else contextlib.nullcontext():
                 yield
         finally:
-            polls.close()
+            await reads.close()
             restore()
             await hub.close()
             if synchronous is not None:
@@ -126,11 +124,6 @@ def drain_on_exit(hub: Hub) -> Callable[[], None]:
 
 
 PURCHASE_STREAM = "/v1/purchases/{purchase_id}/stream"
-
-
-def read_views(container: Container, purchase_ids: Sequence[str]) -> dict[str, PurchaseView]:
-    """The purchases of a group of polls, read together by the poll reader."""
-    return view_purchases(container.store, container.queue, purchase_ids)
 
 
 def _admin_token(settings: Settings) -> bytes:

@@ -4,39 +4,40 @@ Tens of thousands of waiting buyers poll `GET /v1/purchases/{id}` about once a s
 Each poll on its own cost a hop to a thread and two or three reads of the backends; a
 poll cost more than an admission, which the group committer already writes in groups.
 `PollReader` gathers the polls that arrive while a read is under way and reads them with
-one call of `read_many` (one transaction, or one script call) in a worker thread. One
-reader by default: with four, groups were four times smaller and the threads fought the
-event loop for the interpreter lock; under wrk a poll cost the server 30 to 40 % more CPU
-(docs/perf.md). Reads need no order, so `readers` may allow more at once.
+one call of `read_many` (one transaction, or one script call). One group at a time by
+default: with four reading threads, groups were four times smaller and the threads fought
+the event loop for the interpreter lock; under wrk a poll cost the server 30 to 40 % more
+CPU (docs/perf.md). Reads need no order, so `in_flight` may allow more at once.
 
-`readers=0` reads on the event loop itself, for backends whose reads are local and never
-wait (capability `local`: a SQLite file in WAL mode, whose readers do not wait for its
-writer). There the hop to a thread and back, and the thread's turns with the loop for the
-interpreter lock, cost more than the read: a poll cost the server 30 % less CPU read on
-the loop (docs/perf.md).
+`GroupReads` reads a group where it costs the server least (docs/perf.md):
+
+- on the event loop itself when both backends are `local` (a SQLite file in WAL mode,
+  whose readers never wait for its writer): a hop to a thread and back, and the thread's
+  turns with the loop for the interpreter lock, cost more than the read;
+- with the queue's asynchronous client on the loop (capability `async_watch`, Redis), and
+  the orders of decided purchases from the store in a thread;
+- else in one reader thread, so that the loop never waits for a network.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
-from eventpro.services.purchases import PurchaseView
+from eventpro.ports import InventoryStore, PurchaseQueue
+from eventpro.services.purchases import PurchaseView, order_ids_of, view_purchases, views_of
 
-ReadMany = Callable[[Sequence[str]], dict[str, PurchaseView]]
+ReadMany = Callable[[Sequence[str]], Awaitable[dict[str, PurchaseView]]]
 
 
 class PollReader:
     """`view(purchase_id)` for an event loop, read in groups by `read_many`."""
 
-    def __init__(self, read_many: ReadMany, max_group: int = 500, readers: int = 1) -> None:
+    def __init__(self, read_many: ReadMany, max_group: int = 500, in_flight: int = 1) -> None:
         self._read_many = read_many
         self._max_group = max_group
-        self._readers = asyncio.Semaphore(max(1, readers))
-        self._executor = (
-            ThreadPoolExecutor(readers, thread_name_prefix="eventpro-polls") if readers else None
-        )
+        self._slots = asyncio.Semaphore(in_flight)
         self._pending: list[tuple[str, asyncio.Future[PurchaseView | None]]] = []
         self._gathering = False
 
@@ -52,35 +53,53 @@ class PollReader:
     async def _gather(self) -> None:
         try:
             while self._pending:
-                await self._readers.acquire()  # wait for a free reader: meanwhile, more come
+                await self._slots.acquire()  # wait for a read to end: meanwhile, more come
                 group = self._pending[: self._max_group]
                 del self._pending[: self._max_group]
-                if self._executor is None:
-                    await self._read(group)  # on the loop: it does not wait
-                else:
-                    asyncio.get_running_loop().create_task(self._read(group))
+                asyncio.get_running_loop().create_task(self._read(group))
         finally:
             self._gathering = False
 
     async def _read(self, group: list[tuple[str, asyncio.Future[PurchaseView | None]]]) -> None:
         try:
-            ids = list(dict.fromkeys(purchase_id for purchase_id, _ in group))
-            if self._executor is None:
-                views = self._read_many(ids)
-            else:
-                loop = asyncio.get_running_loop()
-                views = await loop.run_in_executor(self._executor, self._read_many, ids)
+            views = await self._read_many(list(dict.fromkeys(pid for pid, _ in group)))
         except Exception as exc:
             for _, future in group:
                 if not future.done():
                     future.set_exception(exc)
             return
         finally:
-            self._readers.release()
+            self._slots.release()
         for purchase_id, future in group:
             if not future.done():
                 future.set_result(views.get(purchase_id))
 
-    def close(self) -> None:
-        if self._executor is not None:
-            self._executor.shutdown(wait=True)
+
+class GroupReads:
+    """Reads a group of polls from these backends (see the module); `close` on the loop."""
+
+    def __init__(self, store: InventoryStore, queue: PurchaseQueue, local: bool) -> None:
+        self._store, self._queue = store, queue
+        self._thread = None if local else ThreadPoolExecutor(1, thread_name_prefix="eventpro-polls")
+        self._native = not local and "async_watch" in queue.capabilities
+
+    async def __call__(self, purchase_ids: Sequence[str]) -> dict[str, PurchaseView]:
+        if self._thread is None:  # local: on the loop, it never waits
+            return view_purchases(self._store, self._queue, purchase_ids)
+        loop = asyncio.get_running_loop()
+        if not self._native:
+            return await loop.run_in_executor(
+                self._thread, view_purchases, self._store, self._queue, purchase_ids
+            )
+        watched = await self._queue.watch_async(purchase_ids)
+        order_ids = order_ids_of(watched)
+        orders = {}
+        if order_ids:
+            orders = await loop.run_in_executor(self._thread, self._store.get_orders, order_ids)
+        return views_of(watched, orders)
+
+    async def close(self) -> None:
+        if self._native:
+            await self._queue.close_async()
+        if self._thread is not None:
+            self._thread.shutdown(wait=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from eventpro.domain.model import Order, Purchase, PurchaseStatus
@@ -35,8 +35,19 @@ def view_purchases(
     """Several purchases at once (a group of polls, the live streams' tick): one batch read
     of the line, and one of the orders of the confirmed ones. Unknown ids are left out."""
     watched = queue.watch(purchase_ids)
-    order_ids = [p.order_id for p, _ in watched.values() if p.order_id]
-    orders = store.get_orders(order_ids) if order_ids else {}
+    order_ids = order_ids_of(watched)
+    return views_of(watched, store.get_orders(order_ids) if order_ids else {})
+
+
+def order_ids_of(watched: Mapping[str, tuple[Purchase, int]]) -> list[str]:
+    """The orders of the decided purchases among `watched` (`PurchaseQueue.watch`)."""
+    return [p.order_id for p, _ in watched.values() if p.order_id]
+
+
+def views_of(
+    watched: Mapping[str, tuple[Purchase, int]], orders: Mapping[str, Order]
+) -> dict[str, PurchaseView]:
+    """The views of `watched` purchases, each with its order among `orders`."""
     return {
         purchase_id: PurchaseView(purchase, ahead, orders.get(purchase.order_id or ""))
         for purchase_id, (purchase, ahead) in watched.items()
