@@ -25,13 +25,14 @@ from collections.abc import Callable, Hashable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from importlib import resources
-from typing import cast
+from typing import Any, cast
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 import msgspec
 import orjson
 import redis
 import redis.asyncio
+from redis.commands.core import AsyncScript
 
 from eventpro.adapters.paging import decode_cursor
 from eventpro.domain.model import (
@@ -56,6 +57,12 @@ from eventpro.ports import (
 )
 
 SOCKET_TIMEOUT = 5.0  # seconds
+# The sync client and watch_async's asyncio client are made alike.
+CLIENT_OPTIONS: dict[str, Any] = {
+    "socket_timeout": SOCKET_TIMEOUT,
+    "socket_connect_timeout": SOCKET_TIMEOUT,
+    "decode_responses": True,
+}
 LEASES_REMEMBERED = 256  # per process: far more than its worker loops hold at once
 # The purchase fields a stream entry carries (and lease.lua packs for redriven ones).
 PACKED = (
@@ -112,13 +119,8 @@ class RedisQueue(PurchaseQueue):
         parts = urlsplit(url)
         self.prefix = parse_qs(parts.query).get("prefix", ["eventpro"])[0]
         self._server = urlunsplit(parts._replace(query=""))
-        self.client = redis.Redis.from_url(
-            self._server,
-            socket_timeout=SOCKET_TIMEOUT,
-            socket_connect_timeout=SOCKET_TIMEOUT,
-            decode_responses=True,
-        )
-        self._async_client: redis.asyncio.Redis | None = None  # see watch_async
+        self.client = redis.Redis.from_url(self._server, **CLIENT_OPTIONS)
+        self._async_watch: AsyncScript | None = None  # on its own client: see watch_async
         self._ids = ids or IdSource()
         self._consumer = self._ids.new("consumer")  # this process's name in consumer groups
         # the event of each lease handed out lately, for continuing leases
@@ -266,8 +268,7 @@ class RedisQueue(PurchaseQueue):
         hash and two counts per purchase cost the client 35 µs a purchase to encode and
         parse (docs/perf.md)."""
         watched: dict[str, tuple[Purchase, int]] = {}
-        for start in range(0, len(purchase_ids), WATCH_CHUNK):
-            chunk = purchase_ids[start : start + WATCH_CHUNK]
+        for chunk in _watch_chunks(purchase_ids):
             with mapped_errors():
                 found = self._watch(args=[self.prefix, *chunk])
             watched.update(_watched(chunk, found))
@@ -276,26 +277,20 @@ class RedisQueue(PurchaseQueue):
     async def watch_async(self, purchase_ids: Sequence[str]) -> dict[str, tuple[Purchase, int]]:
         """watch.lua from the event loop, with redis-py's asyncio client: a group of polls
         read in a thread cost the server about 20 µs more a poll (docs/perf.md)."""
-        if self._async_client is None:
-            self._async_client = redis.asyncio.Redis.from_url(
-                self._server,
-                socket_timeout=SOCKET_TIMEOUT,
-                socket_connect_timeout=SOCKET_TIMEOUT,
-                decode_responses=True,
-            )
-            self._watch_async = self._async_client.register_script(_script("watch.lua"))
+        if self._async_watch is None:
+            client = redis.asyncio.Redis.from_url(self._server, **CLIENT_OPTIONS)
+            self._async_watch = client.register_script(_script("watch.lua"))
         watched: dict[str, tuple[Purchase, int]] = {}
-        for start in range(0, len(purchase_ids), WATCH_CHUNK):
-            chunk = purchase_ids[start : start + WATCH_CHUNK]
+        for chunk in _watch_chunks(purchase_ids):
             with mapped_errors():
-                found = await self._watch_async(args=[self.prefix, *chunk])
+                found = await self._async_watch(args=[self.prefix, *chunk])
             watched.update(_watched(chunk, found))
         return watched
 
     async def close_async(self) -> None:
-        client, self._async_client = self._async_client, None
-        if client is not None:
-            await client.aclose()
+        script, self._async_watch = self._async_watch, None
+        if script is not None:
+            await cast(redis.asyncio.Redis, script.registered_client).aclose()
 
     def depth(self, event_id: str) -> int:
         with mapped_errors():
@@ -456,6 +451,11 @@ def _unpacked(purchase_id: str, position: int, packed: str) -> Purchase:
         key or None,
         digest or None,
     )
+
+
+def _watch_chunks(purchase_ids: Sequence[str]) -> Iterator[Sequence[str]]:
+    for start in range(0, len(purchase_ids), WATCH_CHUNK):
+        yield purchase_ids[start : start + WATCH_CHUNK]
 
 
 def _watched(
