@@ -71,11 +71,6 @@ class Container:
     def policy(self) -> WorkerPolicy:
         return worker_policy(self.settings)
 
-    @property
-    def reads_locally(self) -> bool:
-        """Whether both backends read in this process without waiting (capability `local`)."""
-        return "local" in self.store.capabilities and "local" in self.queue.capabilities
-
     def admission(self) -> AdmissionService:
         s = self.settings
         return AdmissionService(

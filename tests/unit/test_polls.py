@@ -94,11 +94,12 @@ def _sale(queue: MemoryQueue) -> tuple[MemoryInventoryStore, list[str]]:
 def test_a_group_is_read_where_the_backends_allow(
     local: bool, capabilities: frozenset[str], call: str, on_loop: bool
 ) -> None:
-    queue = _Recording(capabilities)
+    queue = _Recording(capabilities | ({"local"} if local else set()))
     store, ids = _sale(queue)
+    store.capabilities = frozenset({"local"}) if local else frozenset()
 
     async def run() -> list[PurchaseView | None]:
-        reads = GroupReads(store, queue, local)
+        reads = GroupReads(store, queue)
         try:
             reader = PollReader(reads)
             return await asyncio.gather(*(reader.view(i) for i in [*ids, "pur_unknown"]))

@@ -52,7 +52,7 @@ def create_app(
         if synchronous is not None:
             metrics.watch_pool(synchronous.pool_counts)
         log.info("serving with strategy %s", settings.strategy)
-        reads = GroupReads(container.store, container.queue, container.reads_locally)
+        reads = GroupReads(container.store, container.queue)
         app.state.polls = PollReader(reads)
         restore = drain_on_exit(hub)
         try:

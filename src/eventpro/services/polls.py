@@ -78,8 +78,9 @@ class PollReader:
 class GroupReads:
     """Reads a group of polls from these backends (see the module); `close` on the loop."""
 
-    def __init__(self, store: InventoryStore, queue: PurchaseQueue, local: bool) -> None:
+    def __init__(self, store: InventoryStore, queue: PurchaseQueue) -> None:
         self._store, self._queue = store, queue
+        local = "local" in store.capabilities and "local" in queue.capabilities
         self._thread = None if local else ThreadPoolExecutor(1, thread_name_prefix="eventpro-polls")
         self._native = not local and "async_watch" in queue.capabilities
 
