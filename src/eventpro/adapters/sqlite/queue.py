@@ -34,11 +34,11 @@ from eventpro.ports import (
     PurchaseQueue,
 )
 
-# A group's purchases from one JSON array of `purchase_to_row` tuples, in its order.
+# A group's purchases, one `purchase_to_row` tuple each, in its order. With executemany:
+# from one JSON array, each of the 14 `value ->> i` parsed the row again (docs/perf.md).
 INSERT_PURCHASES = (
-    f"INSERT INTO purchases ({PURCHASE_COLUMNS.removeprefix('seq, ')}) SELECT "
-    + ", ".join(f"value ->> {i}" for i in range(14))
-    + " FROM json_each(?)"
+    f"INSERT INTO purchases ({PURCHASE_COLUMNS.removeprefix('seq, ')})"
+    f" VALUES ({', '.join('?' * 14)})"
 )
 # The least recently served event with requests ready and no batch in flight.
 NEXT_EVENT = """
@@ -449,7 +449,7 @@ class _AdmissionGroup:
 
     def flush(self) -> None:
         """Write the group: the log, the line entries, the holdings, each event's counters."""
-        self.conn.execute(INSERT_PURCHASES, (_json([purchase_to_row(p) for p in self.purchases]),))
+        self.conn.executemany(INSERT_PURCHASES, [purchase_to_row(p) for p in self.purchases])
         if not self.queued:
             return
         self.conn.execute(
