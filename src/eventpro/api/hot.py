@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 import orjson
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -32,12 +32,12 @@ from eventpro.api.errors import error_for
 from eventpro.api.limits import MAX_BODY, declared_too_large, refuse_body
 from eventpro.api.metrics import Metrics
 from eventpro.api.routes import purchases
+from eventpro.domain.model import Value
 
 JSON = (b"content-type", b"application/json")
 
 
-@dataclass(frozen=True, slots=True)
-class Answer:
+class Answer(Value, frozen=True):
     status: int
     body: bytes
     headers: tuple[tuple[bytes, bytes], ...] = ()
@@ -48,9 +48,9 @@ class Answer:
         return cls(response.status_code, bytes(response.body), kept)
 
 
-@dataclass(frozen=True, slots=True)
-class RawRequest:
-    """What a hot handler reads: path parameters, two headers, the body, app state."""
+class RawRequest(msgspec.Struct, frozen=True):
+    """What a hot handler reads: path parameters, two headers, the body, app state.
+    (A Struct, as `Answer` is: a frozen dataclass cost 0.4 µs more a request.)"""
 
     params: dict[str, str]
     content_type: str

@@ -14,7 +14,6 @@ import asyncio
 import hashlib
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 
 import orjson
 
@@ -26,14 +25,13 @@ from eventpro.domain.errors import (
     IdempotencyMismatch,
     LineFull,
 )
-from eventpro.domain.model import Event, Reason
+from eventpro.domain.model import Event, Reason, Value
 from eventpro.domain.rules import resolve_request
 from eventpro.ports import Admission, Admitted, Clock, IdSource, InventoryStore, PurchaseQueue
 from eventpro.services.cache import TtlCache
 
 
-@dataclass(frozen=True, slots=True)
-class PurchaseInput:
+class PurchaseInput(Value, frozen=True):
     buyer_id: str
     section: str | None
     seats: tuple[str, ...] | None

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 
-from eventpro.domain.model import Order, Purchase, PurchaseStatus
+from eventpro.domain.model import Order, Purchase, PurchaseStatus, Value
 from eventpro.ports import InventoryStore, PurchaseQueue
 
 
-@dataclass(frozen=True, slots=True)
-class PurchaseView:
+class PurchaseView(Value, frozen=True):
     purchase: Purchase
     ahead: int
     order: Order | None
