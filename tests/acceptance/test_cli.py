@@ -301,6 +301,38 @@ def test_bench_polls_measures_polls_and_memory_at_two_lengths_of_the_line(
     assert 2000 < short < long
     assert results["medians"]["poll_head_rate"]["median"] == run["poll_head"]["rate"]
     assert "server RSS" in done.stdout
+    # the line is in the API's own process: no other server's CPU to add
+    assert "tier_cost_vs_admission" not in run and "backend_cpu_us" not in run["admission"]
+
+
+def test_bench_polls_on_redis_adds_the_redis_servers_cpu(tmp_path: Path) -> None:
+    if not os.environ.get("EVENTPRO_TEST_POSTGRES_URL"):
+        pytest.skip("EVENTPRO_TEST_POSTGRES_URL is not set")
+    env = service_env(
+        EVENTPRO_BENCH_POSTGRES_URL=os.environ["EVENTPRO_TEST_POSTGRES_URL"],
+        EVENTPRO_BENCH_REDIS_URL=os.environ.get(
+            "EVENTPRO_TEST_REDIS_URL", "redis://127.0.0.1:6379/0"
+        ),
+    )
+    args = (
+        "bench",
+        "--polls",
+        "100000",
+        "--quick",
+        "--backend",
+        "postgres",
+        "--out",
+        str(tmp_path),
+    )
+    done = eventpro(*args, env=env, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    (run,) = json.loads((tmp_path / "polls-postgres.json").read_text())["runs"]
+    for measure in ("poll_head", "poll_tail", "admission"):
+        assert run[measure]["backend_cpu_us"] > 0  # Redis ran the measure's scripts
+    admission = run["admission"]["cpu_us"] + run["admission"]["backend_cpu_us"]
+    tail = run["poll_tail"]["cpu_us"] + run["poll_tail"]["backend_cpu_us"]
+    assert run["tier_cost_vs_admission"]["tail"] == round(tail / admission, 3)
+    assert "Redis" in done.stdout
 
 
 def test_bench_demo_runs_the_demo_sale_and_reports_its_medians(tmp_path: Path) -> None:

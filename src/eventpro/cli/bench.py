@@ -601,6 +601,12 @@ POLL_FIGURES: dict[str, tuple[str, ...]] = {
     "bare_poll_rate": ("bare_poll", "rate"),
     "bare_poll_cpu_us": ("bare_poll", "cpu_us"),
     "rss_growth": ("server_rss_growth",),
+    # where the line is in Redis: its server's CPU per answer, and the shares with it added
+    "poll_head_backend_cpu_us": ("poll_head", "backend_cpu_us"),
+    "poll_tail_backend_cpu_us": ("poll_tail", "backend_cpu_us"),
+    "admission_backend_cpu_us": ("admission", "backend_cpu_us"),
+    "head_tier_cost_vs_admission": ("tier_cost_vs_admission", "head"),
+    "tail_tier_cost_vs_admission": ("tier_cost_vs_admission", "tail"),
 }
 POLL_COST = 0.5  # "far less than an admission": a poll's server CPU at most half of one's
 
@@ -632,6 +638,15 @@ def _polls(tier: Tier, servers: Servers, line: int, duration: float, runs: int, 
     cpu = _spread(medians["admission_cpu_us"], "{:.0f}")
     table.add_row("admission (POST)", _spread(medians["admission_rate"]), "1x", cpu, "100%")
     table.add_row("", "", "", "", verdict)
+    if "admission_backend_cpu_us" in medians:  # the line is in Redis
+        for name, figure, key in (
+            ("poll, first in line", "poll_head", "head"),
+            ("poll, last in line", "poll_tail", "tail"),
+            ("admission (POST)", "admission", ""),
+        ):
+            backend = _spread(medians[f"{figure}_backend_cpu_us"], "{:.0f}")
+            share = _spread(medians[f"{key}_tier_cost_vs_admission"], "{:.0%}") if key else "100%"
+            table.add_row(f"{name} + Redis", "", "", f"+ {backend}", share)
     cpu = _spread(medians["bare_poll_cpu_us"], "{:.0f}")
     table.add_row("the same polls, bare Starlette", _spread(medians["bare_poll_rate"]), "", cpu, "")
     growth = _spread(medians["rss_growth"], "{:+.0%}")

@@ -10,7 +10,10 @@ by every connection would be read once per group of polls and flatter them. A po
 cost far less than an admission wherever the buyer stands (`ahead` is O(log n) on every
 queue): its cost is the server process's CPU time per answer, beside its rate, and beside
 the same polls answered by a bare Starlette route (`loadtest/baseline.py`), the HTTP
-part of any poll. The server's resident memory is read after the same polls and
+part of any poll. Where the line is in Redis, the Redis server's CPU time per answer is
+read too (its INFO): an admission's work is mostly a script run there, a poll's a few
+reads, so the tier's cost (API + Redis) is shown beside the API process's alone (the
+target is the API's). The server's resident memory is read after the same polls and
 admissions with the line at about 10,000 and at `line`: the line lives in the queue, not
 in the process.
 """
@@ -22,9 +25,14 @@ import secrets
 import shutil
 import tempfile
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import redis
 
 from eventpro.bootstrap import Servers, Tier, fresh_backends, open_queue
 from eventpro.cli.bench_loadgen import WRK_BUYERS, run_wrk, wrk_path
@@ -77,9 +85,17 @@ def measure(tier: Tier, servers: Servers, line: int, duration: float) -> dict[st
             with served(args, env, f"{base}/healthz") as server:
                 body = one_section_event("polls", 10_000_000, 1, venue="bench")
                 event_id = create_event(base, token, body)
-                measured = _measure(
-                    wrk, base, server.pid, backends.queue_url, event_id, line, duration
-                )
+                with _queue_server_cpu(backends.queue_url) as backend_cpu:
+                    measured = _measure(
+                        wrk,
+                        base,
+                        server.pid,
+                        backends.queue_url,
+                        event_id,
+                        line,
+                        duration,
+                        backend_cpu,
+                    )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     measured["bare_poll"] = bare = _bare_poll(wrk, duration)
@@ -97,23 +113,64 @@ def _bare_poll(wrk: str, duration: float) -> dict[str, Any]:
         return _wrk(wrk, server.pid, f"{base}/v1/purchases/", duration, _polls_script(ids))
 
 
+CpuClock = Callable[[], float]  # CPU seconds so far of a process measured beside the API
+
+
+@contextmanager
+def _queue_server_cpu(queue_url: str) -> Iterator[CpuClock | None]:
+    """The CPU seconds so far of the Redis server that holds the line, from its INFO
+    (used_cpu_user + used_cpu_sys); None for a line kept in the API's own process (SQLite)
+    or in a service whose CPU cannot be read (DynamoDB)."""
+    parts = urlsplit(queue_url)
+    if parts.scheme not in ("redis", "rediss"):
+        yield None
+        return
+    client = redis.Redis.from_url(urlunsplit(parts._replace(query="")))
+
+    def cpu() -> float:
+        info = client.info("cpu")
+        return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+    try:
+        yield cpu
+    finally:
+        client.close()
+
+
 def _measure(
-    wrk: str, base: str, pid: int, queue_url: str, event_id: str, line: int, duration: float
+    wrk: str,
+    base: str,
+    pid: int,
+    queue_url: str,
+    event_id: str,
+    line: int,
+    duration: float,
+    backend_cpu: CpuClock | None,
 ) -> dict[str, Any]:
     first = _fill(queue_url, event_id, 0, min(FIRST_LINE, line))
     head, tail = first[:POLLED], first[-POLLED:]
     # The same polls and admissions at both lengths of the line, so that the memory read
     # after each differs by the line alone, not by which code paths have run.
-    _round(wrk, base, pid, event_id, head, tail, WARM_S)
+    _round(wrk, base, pid, event_id, head, tail, WARM_S, backend_cpu)
     rss = {_depth(queue_url, event_id): peak_rss_mib(pid, "VmRSS")}
     more = _fill(queue_url, event_id, len(first), line - len(first))
     tail = more[-POLLED:] if more else tail
     time.sleep(SETTLE_S)  # the backends absorb the fill (SQLite checkpoints its WAL)
-    poll_head, poll_tail, admission = _round(wrk, base, pid, event_id, head, tail, duration)
+    poll_head, poll_tail, admission = _round(
+        wrk, base, pid, event_id, head, tail, duration, backend_cpu
+    )
     rss[_depth(queue_url, event_id)] = peak_rss_mib(pid, "VmRSS")
     per_admission = admission["rate"] or 1.0
     admission_cpu = admission["cpu_us"] or 1.0
-    return {
+    tier: dict[str, Any] = {}
+    if backend_cpu is not None:
+        # the same shares with the Redis server's CPU added to the API process's
+        admission_tier = admission_cpu + admission["backend_cpu_us"]
+        tier["tier_cost_vs_admission"] = {
+            end: round((poll["cpu_us"] + poll["backend_cpu_us"]) / admission_tier, 3)
+            for end, poll in (("head", poll_head), ("tail", poll_tail))
+        }
+    return tier | {
         "line": line,
         "duration_s": duration,
         "poll_head": poll_head,
@@ -142,12 +199,14 @@ def _round(
     head: list[str],
     tail: list[str],
     duration: float,
+    backend_cpu: CpuClock | None,
 ) -> tuple[dict[str, Any], ...]:
     """Polls of the first purchases in line, of the last, then admissions: `duration` each."""
+    polls = f"{base}/v1/purchases/"
     measured = (
-        _wrk(wrk, pid, f"{base}/v1/purchases/", duration, _polls_script(head)),
-        _wrk(wrk, pid, f"{base}/v1/purchases/", duration, _polls_script(tail)),
-        _wrk(wrk, pid, f"{base}/v1/events/{event_id}/purchases", duration, WRK_BUYERS),
+        _wrk(wrk, pid, polls, duration, _polls_script(head), backend_cpu),
+        _wrk(wrk, pid, polls, duration, _polls_script(tail), backend_cpu),
+        _wrk(wrk, pid, f"{base}/v1/events/{event_id}/purchases", duration, WRK_BUYERS, backend_cpu),
     )
     for one in measured:
         if one["errors"]:  # a rate of refusals is not the rate of the work
@@ -190,9 +249,17 @@ def _polls_script(purchase_ids: list[str]) -> str:
     return WRK_POLLS % ",".join(f'"{purchase_id}"' for purchase_id in purchase_ids)
 
 
-def _wrk(wrk: str, pid: int, url: str, duration: float, script: str) -> dict[str, Any]:
-    """`run_wrk` over `CONNECTIONS`, and the server's CPU time per answer (µs)."""
+def _wrk(
+    wrk: str, pid: int, url: str, duration: float, script: str, backend_cpu: CpuClock | None = None
+) -> dict[str, Any]:
+    """`run_wrk` over `CONNECTIONS`, and the server's CPU time per answer (µs), and the
+    backend's beside it when it can be read."""
     cpu_before = cpu_seconds(pid)
+    backend_before = backend_cpu() if backend_cpu else 0.0
     measured = run_wrk(wrk, url, CONNECTIONS, duration, script)
     cpu = cpu_seconds(pid) - cpu_before
-    return {**measured, "cpu_us": round(cpu / max(1, measured["answers"]) * 1e6, 1)}
+    answers = max(1, measured["answers"])
+    measured["cpu_us"] = round(cpu / answers * 1e6, 1)
+    if backend_cpu is not None:
+        measured["backend_cpu_us"] = round((backend_cpu() - backend_before) / answers * 1e6, 1)
+    return measured
