@@ -11,9 +11,9 @@ cost far less than an admission wherever the buyer stands (`ahead` is O(log n) o
 queue): its cost is the server process's CPU time per answer, beside its rate, and beside
 the same polls answered by a bare Starlette route (`loadtest/baseline.py`), the HTTP
 part of any poll. Where the line is in Redis, the Redis server's CPU time per answer is
-read too (its INFO): an admission's work is mostly a script run there, a poll's a few
-reads, so the tier's cost (API + Redis) is shown beside the API process's alone (the
-target is the API's). The server's resident memory is read after the same polls and
+read too (its INFO): a script run there writes an admission into the line, another reads
+a group of polls, so the tier's cost (API + Redis) is shown beside the API process's alone
+(the target is the API's). The server's resident memory is read after the same polls and
 admissions with the line at about 10,000 and at `line`: the line lives in the queue, not
 in the process.
 """
