@@ -32,8 +32,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-import redis
-
 from eventpro.bootstrap import Servers, Tier, fresh_backends, open_queue
 from eventpro.cli.bench_loadgen import WRK_BUYERS, run_wrk, wrk_path
 from eventpro.domain.model import PurchaseRequest
@@ -125,6 +123,8 @@ def _queue_server_cpu(queue_url: str) -> Iterator[CpuClock | None]:
     if parts.scheme not in ("redis", "rediss"):
         yield None
         return
+    import redis  # here: the embedded tier runs without the redis extra
+
     client = redis.Redis.from_url(urlunsplit(parts._replace(query="")))
 
     def cpu() -> float:
