@@ -7,9 +7,11 @@ import contextlib
 import os
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,6 +21,7 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 import pytest
 
+from eventpro.adapters.sqlite.database import SqliteDatabase
 from eventpro.loadtest.process import free_port, served
 
 __all__ = [
@@ -291,3 +294,28 @@ def open_in_chromium(page_path: Path) -> tuple[int, list[int], list[str]]:
         finally:
             browser.close()
     return rows, list(widths), errors
+
+
+@contextlib.contextmanager
+def write_held_open(
+    db: SqliteDatabase, change: Callable[[sqlite3.Connection], object] | None = None
+) -> Iterator[threading.Thread]:
+    """A write transaction of `db` held open by another thread (after `change`, if any)
+    until the block ends; the block gets that thread."""
+    holding, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with db.write() as conn:
+            if change is not None:
+                change(conn)
+            holding.set()
+            release.wait(30)
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    try:
+        assert holding.wait(10)
+        yield thread
+    finally:
+        release.set()
+        thread.join()

@@ -4,7 +4,7 @@ a write transaction held open by another thread."""
 
 from __future__ import annotations
 
-import threading
+import sqlite3
 from pathlib import Path
 
 from eventpro.adapters.sqlite.queue import SqliteQueue
@@ -12,6 +12,7 @@ from eventpro.bootstrap import open_queue, open_store
 from eventpro.domain.model import PurchaseStatus
 from eventpro.services.purchases import view_purchases
 from tests.contract.helpers import admission, new_event
+from tests.support import write_held_open
 
 
 def test_a_read_returns_the_committed_state_while_a_write_is_held_open(tmp_path: Path) -> None:
@@ -23,25 +24,15 @@ def test_a_read_returns_the_committed_state_while_a_write_is_held_open(tmp_path:
         event = new_event(store)
         (admitted,) = queue.admit([admission(event, "b1")])
         purchase_id = admitted.purchase.id
-        holding, release = threading.Event(), threading.Event()
 
-        def writer() -> None:  # takes the write lock and changes the purchase, uncommitted
-            with queue.db.write() as conn:
-                conn.execute(
-                    "UPDATE purchases SET status = 'rejected' WHERE id = ?", (purchase_id,)
-                )
-                holding.set()
-                release.wait(30)
+        def reject(conn: sqlite3.Connection) -> object:  # changed under the write lock
+            return conn.execute(
+                "UPDATE purchases SET status = 'rejected' WHERE id = ?", (purchase_id,)
+            )
 
-        thread = threading.Thread(target=writer)
-        thread.start()
-        try:
-            assert holding.wait(10)
+        with write_held_open(queue.db, reject) as writer:
             views = view_purchases(store, queue, [purchase_id])
-            assert thread.is_alive()  # read while the write was still open, not after it
-        finally:
-            release.set()
-            thread.join()
+            assert writer.is_alive()  # read while the write was still open, not after it
         assert views[purchase_id].purchase.status is PurchaseStatus.QUEUED
         assert views[purchase_id].ahead == 0
         committed = view_purchases(store, queue, [purchase_id])[purchase_id]

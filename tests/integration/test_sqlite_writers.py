@@ -18,6 +18,7 @@ import pytest
 from eventpro.adapters.sqlite import database
 from eventpro.adapters.sqlite.database import SqliteDatabase
 from eventpro.ports import Unavailable
+from tests.support import write_held_open
 
 # Seconds a write is held. SQLite's busy handler sleeps 1, 2, 5, 10, … ms, 328 ms in all
 # by its 12th try, then 100 ms a try: a writer that began waiting with this one tries at
@@ -81,23 +82,12 @@ def test_a_writer_gives_up_when_no_turn_comes(
     monkeypatch.setattr(database, "BUSY_TIMEOUT_MS", 300)
     path = tmp_path / "stuck.db"
     first, second = SqliteDatabase(str(path)), SqliteDatabase(str(path))
-    holding, release = threading.Event(), threading.Event()
-
-    def hold() -> None:
-        with first.write():
-            holding.set()
-            release.wait(30)
-
-    holder = threading.Thread(target=hold)
-    holder.start()
     try:
-        assert holding.wait(10)
-        started = time.monotonic()
-        with pytest.raises(Unavailable, match="no turn to write"), second.write():
-            pass
-        assert 0.3 <= time.monotonic() - started < 3
+        with write_held_open(first):
+            started = time.monotonic()
+            with pytest.raises(Unavailable, match="no turn to write"), second.write():
+                pass
+            assert 0.3 <= time.monotonic() - started < 3
     finally:
-        release.set()
-        holder.join()
         first.close()
         second.close()
