@@ -21,7 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from eventpro import __version__
 from eventpro.api import errors, openapi
 from eventpro.api.errors import error_response
-from eventpro.api.hot import HotRoutes
+from eventpro.api.hot import PLAIN_PATH, HotRoutes
 from eventpro.api.hub import Hub
 from eventpro.api.limits import BodyLimit
 from eventpro.api.metrics import Metrics
@@ -136,9 +136,6 @@ def _admin_token(settings: Settings) -> bytes:
         return b""
 
 
-PLAIN_PATH = re.compile(r"[\x21-\x7e]{1,2000}")
-
-
 class HotPath:
     """Sends the two requests of a spike, `POST /v1/events/{id}/purchases` and the buyers'
     polls `GET /v1/purchases/{id}`, to their raw ASGI handlers (`api/hot.py`), the buyers'
@@ -162,11 +159,9 @@ class HotPath:
             await self.api(scope, receive, send)
             return
         if not PLAIN_PATH.fullmatch(scope["path"]):
-            # our ids and paths are printable ASCII: a NUL or a control character names
-            # nothing, and must never reach a store (PostgreSQL refuses NUL in text)
             await error_response(404, "not_found", "no such resource")(scope, receive, send)
             return
-        matched = self.hot.match(scope)
+        matched = self.hot.match(scope["method"], scope["path"])
         if matched is not None:
             await self.hot.serve(scope, receive, send, matched)
             return

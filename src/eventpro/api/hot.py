@@ -35,6 +35,9 @@ from eventpro.api.routes import purchases
 from eventpro.domain.model import Value
 
 JSON = (b"content-type", b"application/json")
+# Our ids and paths are printable ASCII: a NUL or a control character names nothing, and
+# must never reach a store (PostgreSQL refuses NUL in text). Checked before any route.
+PLAIN_PATH = re.compile(r"[\x21-\x7e]{1,2000}")
 
 
 class Answer(Value, frozen=True):
@@ -46,6 +49,15 @@ class Answer(Value, frozen=True):
     def of(cls, response: Response) -> Answer:
         kept = tuple((k, v) for k, v in response.raw_headers if k != b"content-length")
         return cls(response.status_code, bytes(response.body), kept)
+
+    def fields(self) -> list[tuple[bytes, bytes]]:
+        """The answer's header fields: its length, its type (JSON unless it names one) and
+        its own."""
+        fields = [(b"content-length", b"%d" % len(self.body))]
+        if not any(name == b"content-type" for name, _ in self.headers):
+            fields.append(JSON)
+        fields.extend(self.headers)
+        return fields
 
 
 class RawRequest(msgspec.Struct, frozen=True):
@@ -77,6 +89,7 @@ async def _poll(request: RawRequest) -> Answer:
 
 
 Handler = Callable[[RawRequest], Awaitable[Answer]]
+Matched = tuple[str, Handler, dict[str, str]]  # (template, handler, path parameters)
 # (method, template) -> the handler that answers it; the template is FastAPI's route's
 HOT: dict[tuple[str, str], Handler] = {
     ("POST", "/v1/events/{event_id}/purchases"): _admit,
@@ -93,7 +106,7 @@ class _Disconnected(Exception):
 
 
 class HotRoutes:
-    """`match(scope)` finds a hot route; `serve` answers it."""
+    """`match` finds a hot route; `answer` answers it, and `serve` as ASGI."""
 
     def __init__(self, routes: Iterable[BaseRoute], state: Any, retry_after: int) -> None:
         self.state = state
@@ -115,47 +128,44 @@ class HotRoutes:
         """(method, template) of every route served here."""
         return {(m, template) for m, entries in self._routes.items() for _, template, _ in entries}
 
-    def match(self, scope: Scope) -> tuple[str, Handler, dict[str, str]] | None:
-        for regex, template, handler in self._routes.get(scope["method"], ()):
-            found = regex.match(scope["path"])
+    def match(self, method: str, path: str) -> Matched | None:
+        """The hot route of a request's method and (decoded) path, if any."""
+        for regex, template, handler in self._routes.get(method, ()):
+            found = regex.match(path)
             if found is not None:
                 return template, handler, found.groupdict()
         return None
 
-    async def serve(
-        self,
-        scope: Scope,
-        receive: Receive,
-        send: Send,
-        matched: tuple[str, Handler, dict[str, str]],
-    ) -> None:
-        template, handler, params = matched
-        content_type, length, key = _head(scope["headers"])
+    async def answer(
+        self, matched: Matched, content_type: str, key: str | None, body: bytes | None
+    ) -> Answer:
+        """The answer to a hot request; `body` is None when it is over the limit."""
+        if body is None:
+            return Answer.of(refuse_body(MAX_BODY))
+        _, handler, params = matched
         try:
-            if declared_too_large(length, MAX_BODY):
-                raise _TooLarge
-            body = await _body(receive, MAX_BODY)
-            answer = await handler(RawRequest(params, content_type, key, body, self.state))
+            return await handler(RawRequest(params, content_type, key, body, self.state))
+        except Exception as exc:  # the one place a hot answer's failure becomes its error
+            return Answer.of(error_for(exc, self.retry_after))
+
+    async def serve(self, scope: Scope, receive: Receive, send: Send, matched: Matched) -> None:
+        """Answer a hot request that came as ASGI (a server other than `eventpro serve`'s,
+        or a request its protocol leaves to ASGI: see `api/direct.py`)."""
+        content_type, length, key = head_of(scope["headers"])
+        try:
+            body = None if declared_too_large(length, MAX_BODY) else await _body(receive)
         except _TooLarge:
-            answer = Answer.of(refuse_body(MAX_BODY))
+            body = None
         except _Disconnected:
             return  # nobody to answer
-        except Exception as exc:  # the one place a hot answer's failure becomes its error
-            answer = Answer.of(error_for(exc, self.retry_after))
-        self.metrics.count_request(template, await self._send(send, answer))
-
-    @staticmethod
-    async def _send(send: Send, answer: Answer) -> int:
-        headers = [(b"content-length", str(len(answer.body)).encode())]
-        if not any(name == b"content-type" for name, _ in answer.headers):
-            headers.append(JSON)
-        headers.extend(answer.headers)
-        await send({"type": "http.response.start", "status": answer.status, "headers": headers})
+        answer = await self.answer(matched, content_type, key, body)
+        start = {"type": "http.response.start", "status": answer.status, "headers": answer.fields()}
+        await send(start)
         await send({"type": "http.response.body", "body": answer.body})
-        return answer.status
+        self.metrics.count_request(matched[0], answer.status)
 
 
-def _head(headers: Iterable[tuple[bytes, bytes]]) -> tuple[str, bytes | None, str | None]:
+def head_of(headers: Iterable[tuple[bytes, bytes]]) -> tuple[str, bytes | None, str | None]:
     """Content-Type, Content-Length and Idempotency-Key, in one pass over the head."""
     content_type, length, key = "", None, None
     for name, value in headers:
@@ -168,7 +178,7 @@ def _head(headers: Iterable[tuple[bytes, bytes]]) -> tuple[str, bytes | None, st
     return content_type, length, key
 
 
-async def _body(receive: Receive, limit: int) -> bytes:
+async def _body(receive: Receive, limit: int = MAX_BODY) -> bytes:
     chunks: list[bytes] = []
     size = 0
     while True:

@@ -1,4 +1,5 @@
-"""`eventpro serve`'s process: the API under uvicorn (uvloop, httptools) and, beside it in
+"""`eventpro serve`'s process: the API under uvicorn (uvloop, httptools; the two hot
+routes answered by the protocol itself, `api/direct.py`) and, beside it in
 the same event loop, the in-process worker loops. The app factory knows nothing of
 workers: this module, at the outer rim, puts the two together."""
 
@@ -12,12 +13,9 @@ from typing import Any
 import uvicorn
 
 from eventpro.api.app import HotPath, create_app
+from eventpro.api.direct import DirectProtocol
 from eventpro.api.metrics import Metrics
-from eventpro.api.protocol import (
-    HEAD_TIMEOUT,
-    GuardedHttpToolsProtocol,
-    raise_open_files_limit,
-)
+from eventpro.api.protocol import HEAD_TIMEOUT, raise_open_files_limit
 from eventpro.bootstrap import Container, bootstrap, redact
 from eventpro.cli.tuning import freeze_startup_objects, tune_interpreter
 from eventpro.config import Settings
@@ -46,7 +44,7 @@ def run_server(settings: Settings) -> None:
         "host": settings.host,
         "port": settings.port,
         "loop": "uvloop",
-        "http": GuardedHttpToolsProtocol,
+        "http": DirectProtocol,  # the hot routes answered without ASGI
         "access_log": False,
         "log_level": settings.log_level,
         "timeout_graceful_shutdown": 30,
