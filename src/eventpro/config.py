@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     head_timeout: float = Field(
         10.0, gt=0, le=300, description="seconds a client has to send a request's headers"
     )
+    keep_alive: float = Field(
+        5.0, gt=0, le=3600, description="seconds an idle kept-alive connection is kept open"
+    )
 
     @field_validator("database_url", "queue_url")
     @classmethod

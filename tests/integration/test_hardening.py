@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
+import select
 import socket
 import time
 import uuid
@@ -169,6 +170,38 @@ def test_silent_and_dripping_connections_are_closed(tmp_path) -> None:
         assert 0.8 < time.monotonic() - third < 2.5
         assert time.monotonic() - second > 1.2
         kept.close()
+
+
+def test_idle_kept_alive_connections_are_closed_and_busy_ones_kept(tmp_path) -> None:
+    """One idle timer per connection, not one per answer: a connection is closed a
+    keep-alive period after its last answer, however old it is, and a busy one is kept."""
+    env = service_env(
+        EVENTPRO_DATABASE_URL=f"sqlite:///{tmp_path / 'idle.db'}",
+        EVENTPRO_ADMIN_TOKEN=secrets.token_urlsafe(24),
+        EVENTPRO_KEEP_ALIVE="1",
+    )
+    poll = b"GET /v1/purchases/pur_idle HTTP/1.1\r\nHost: x\r\n\r\n"  # a hot route's 404
+    with ServerProcess(env, port := free_port(), workers=0):
+        idle, busy = (socket.create_connection(("127.0.0.1", port), timeout=5) for _ in "ab")
+        started = time.monotonic()
+        for sock in (idle, busy):
+            sock.sendall(poll)
+            assert sock.recv(4096).startswith(b"HTTP/1.1 404 ")
+        idle_closed = None
+        for _ in range(6):  # a request every 0.4 s for 2.4 s: never a whole second idle
+            time.sleep(0.4)
+            busy.sendall(poll)
+            assert busy.recv(4096).startswith(b"HTTP/1.1 404 "), "a busy connection was closed"
+            if idle_closed is None and select.select([idle], [], [], 0)[0]:
+                assert idle.recv(4096) == b""
+                idle_closed = time.monotonic() - started
+        assert idle_closed is not None, "an idle connection was kept"
+        assert 0.9 < idle_closed < 1.9
+        last = time.monotonic()
+        assert busy.recv(4096) == b""  # and the busy one, once it idles
+        assert 0.8 < time.monotonic() - last < 2.0
+        idle.close()
+        busy.close()
 
 
 def test_an_app_built_without_a_usable_token_refuses_every_admin_call(tmp_path) -> None:

@@ -10,9 +10,12 @@ for ever, and a 32 MB header is read whole into memory. Here:
 - it must arrive within `EVENTPRO_HEAD_TIMEOUT` seconds (10 by default) of the connection
   (or of the request's first byte on a kept-alive connection), else the connection closes.
 
-And one thing for speed: uvicorn writes a response's head and its body to the socket in
+And two things for speed: uvicorn writes a response's head and its body to the socket in
 two calls, each a system call that runs the loopback's whole TCP path. `OneWritePerTurn`
 sends what one turn of the event loop wrote to a connection in one call (docs/perf.md).
+And uvicorn arms a keep-alive timer after every response and cancels it on the next
+request's first bytes; here one timer per connection and timeout period closes a
+connection idle for `timeout_keep_alive` seconds, as the head timer does for heads.
 
 Each refusal is counted in `REFUSED`, which `/metrics` exports.
 """
@@ -52,6 +55,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._head_timeout = _head_timeout()
         self._discarding = False  # after a refusal: what still arrives is dropped
         self._tail = b""  # the last bytes of the head seen, to find its end across chunks
+        self._idle_since: float | None = None  # loop time the last answer ended, if idle
+        self._idle_timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(OneWritePerTurn(transport, self.loop))  # type: ignore[arg-type]
@@ -60,9 +65,13 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._stop_head_timer()
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+            self._idle_timer = None
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
+        self._idle_since = None
         if self._discarding:
             return
         if self._in_head:
@@ -99,6 +108,31 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._in_head = False  # the timer stays: see _head_timer_fired
         super().on_headers_complete()
+
+    def on_response_complete(self) -> None:
+        """uvicorn's, but the connection, when idle, is closed by `_idle_timer_fired`."""
+        self.server_state.total_requests += 1
+        if self.transport.is_closing():
+            return
+        self.flow.resume_reading()
+        if self.pipeline:  # the next request has come already: answer it
+            cycle, app = self.pipeline.pop()
+            self._start_asgi_task(cycle, app)
+            return
+        self._idle_since = self.loop.time()
+        if self._idle_timer is None:
+            when = self._idle_since + self.timeout_keep_alive
+            self._idle_timer = self.loop.call_at(when, self._idle_timer_fired)
+
+    def _idle_timer_fired(self) -> None:
+        self._idle_timer = None
+        if self._idle_since is None or self.transport.is_closing():
+            return  # a request is under way: its answer arms the timer again
+        when = self._idle_since + self.timeout_keep_alive
+        if self.loop.time() < when:
+            self._idle_timer = self.loop.call_at(when, self._idle_timer_fired)
+        else:
+            self.transport.close()
 
     def _arm_head_timer(self) -> None:
         when = self._head_since + self._head_timeout

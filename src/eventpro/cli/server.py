@@ -48,6 +48,7 @@ def run_server(settings: Settings) -> None:
         "access_log": False,
         "log_level": settings.log_level,
         "timeout_graceful_shutdown": 30,
+        "timeout_keep_alive": settings.keep_alive,
         # past this many connections at once, new requests get 503 instead of the
         # process running out of file descriptors (each connection is one)
         "limit_concurrency": max(64, soft - FILES_KEPT),
