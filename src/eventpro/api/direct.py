@@ -17,12 +17,14 @@ limit (uvicorn answers it 503).
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Awaitable
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE
 
-from eventpro.api.hot import PLAIN_PATH, Answer, HotRoutes, Matched, head_of
+from eventpro.api.hot import PLAIN_PATH, Answer, HotRoutes, Matched, head_of, refusal
 from eventpro.api.limits import MAX_BODY, declared_too_large
 from eventpro.api.protocol import GuardedHttpToolsProtocol
 
@@ -141,28 +143,56 @@ class DirectExchange:
 
     def _start(self, body: bytes | None) -> None:
         self._started = True
+        if body is None:
+            self._finish(refusal())
+            return
+        pending = self._hot.start(self._matched, self._content_type, self._key, body)
+        if isinstance(pending, asyncio.Future):  # a poll's: no task to wait for it
+            pending.add_done_callback(self._done)
+            return
         tasks = self._protocol.tasks  # the server waits for them on a graceful shutdown
-        task = self._protocol.loop.create_task(self._answer(body))
+        task = self._protocol.loop.create_task(self._answer(pending))
         tasks.add(task)
         task.add_done_callback(tasks.discard)
 
-    async def _answer(self, body: bytes | None) -> None:
-        protocol = self._protocol
+    async def _answer(self, pending: Awaitable[Answer]) -> None:
         try:
-            answer = await self._hot.answer(self._matched, self._content_type, self._key, body)
-            self._hot.metrics.count_request(self._matched[0], answer.status)
-            if protocol.flow.write_paused and not self.disconnected:
-                await protocol.flow.drain()
-            if self.disconnected:
-                return
-            protocol.transport.write(self._head(answer) + answer.body)
-            self.response_complete = True
-            if not self.keep_alive:
-                protocol.transport.close()
-            protocol.on_response_complete()
+            answer = await pending
+        except Exception as exc:
+            answer = self._hot.failed(exc)
+        self._finish(answer)
+
+    def _done(self, pending: asyncio.Future[Answer]) -> None:
+        try:
+            answer = pending.result()
+        except Exception as exc:
+            answer = self._hot.failed(exc)
+        self._finish(answer)
+
+    def _finish(self, answer: Answer) -> None:
+        self._hot.metrics.count_request(self._matched[0], answer.status)
+        try:
+            self._write(answer)
         except Exception:  # a bug: the cycle would log it and close the connection too
             log.exception("a hot request's answer failed")
+            self._protocol.transport.close()
+
+    def _write(self, answer: Answer) -> None:
+        protocol = self._protocol
+        if self.disconnected:
+            return
+        if protocol.flow.write_paused:  # the client reads slowly: wait until it has room
+            protocol.loop.create_task(self._write_after_drain(answer))
+            return
+        protocol.transport.write(self._head(answer) + answer.body)
+        self.response_complete = True
+        if not self.keep_alive:
             protocol.transport.close()
+        protocol.on_response_complete()
+
+    async def _write_after_drain(self, answer: Answer) -> None:
+        await self._protocol.flow.drain()
+        self._write(answer)
 
     def _head(self, answer: Answer) -> bytes:
         head = [STATUS_LINE[answer.status], _defaults(self._protocol.server_state.default_headers)]

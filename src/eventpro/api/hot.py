@@ -22,6 +22,7 @@ requests when they come as ASGI.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
@@ -37,6 +38,7 @@ from eventpro.api.limits import MAX_BODY, declared_too_large, refuse_body
 from eventpro.api.metrics import Metrics
 from eventpro.api.routes import purchases
 from eventpro.domain.model import Value
+from eventpro.services.purchases import PurchaseView
 
 JSON = (b"content-type", b"application/json")
 # Our ids and paths are printable ASCII: a NUL or a control character names nothing, and
@@ -86,10 +88,30 @@ async def _admit(request: RawRequest) -> Answer:
     return Answer(status, orjson.dumps(body))
 
 
-async def _poll(request: RawRequest) -> Answer:
-    body, headers = await purchases.poll(request.state, request.params["purchase_id"])
-    extra = tuple((k.lower().encode(), v.encode()) for k, v in (headers or {}).items())
-    return Answer(200, orjson.dumps(body), extra)
+# a queued poll's header, by its seconds: built once, not once a poll
+RETRY_AFTER = {n: ((b"retry-after", b"%d" % n),) for n in range(1, purchases.MAX_POLL_AFTER + 1)}
+
+
+def _poll(request: RawRequest) -> asyncio.Future[Answer]:
+    """A future, not a coroutine: `serve`'s protocol answers when it is done, without a
+    task and the chain of coroutines of the other handlers (api/direct.py)."""
+    purchase_id = request.params["purchase_id"]
+    viewed = request.state.polls.submit(purchase_id)
+    answer: asyncio.Future[Answer] = viewed.get_loop().create_future()
+
+    def done(viewed: asyncio.Future[PurchaseView | None]) -> None:
+        if answer.done():  # cancelled: nobody waits
+            return
+        try:
+            body, retry_after = purchases.poll_answer(purchase_id, viewed.result())
+        except Exception as exc:
+            answer.set_exception(exc)
+            return
+        extra = () if retry_after is None else RETRY_AFTER[retry_after]
+        answer.set_result(Answer(200, orjson.dumps(body), extra))
+
+    viewed.add_done_callback(done)
+    return answer
 
 
 Handler = Callable[[RawRequest], Awaitable[Answer]]
@@ -140,17 +162,27 @@ class HotRoutes:
                 return template, handler, found.groupdict()
         return None
 
+    def start(
+        self, matched: Matched, content_type: str, key: str | None, body: bytes
+    ) -> Awaitable[Answer]:
+        """The handler's answer to come: a coroutine, or a future (a poll's)."""
+        _, handler, params = matched
+        return handler(RawRequest(params, content_type, key, body, self.state))
+
+    def failed(self, exc: Exception) -> Answer:
+        """The one place a hot answer's failure becomes its error."""
+        return Answer.of(error_for(exc, self.retry_after))
+
     async def answer(
         self, matched: Matched, content_type: str, key: str | None, body: bytes | None
     ) -> Answer:
         """The answer to a hot request; `body` is None when it is over the limit."""
         if body is None:
-            return Answer.of(refuse_body(MAX_BODY))
-        _, handler, params = matched
+            return refusal()
         try:
-            return await handler(RawRequest(params, content_type, key, body, self.state))
-        except Exception as exc:  # the one place a hot answer's failure becomes its error
-            return Answer.of(error_for(exc, self.retry_after))
+            return await self.start(matched, content_type, key, body)
+        except Exception as exc:
+            return self.failed(exc)
 
     async def serve(self, scope: Scope, receive: Receive, send: Send, matched: Matched) -> None:
         """Answer a hot request that came as ASGI (a server other than `eventpro serve`'s,
@@ -167,6 +199,11 @@ class HotRoutes:
         await send(start)
         await send({"type": "http.response.body", "body": answer.body})
         self.metrics.count_request(matched[0], answer.status)
+
+
+def refusal() -> Answer:
+    """The answer to a body over the limit."""
+    return Answer.of(refuse_body(MAX_BODY))
 
 
 def head_of(headers: Iterable[tuple[bytes, bytes]]) -> tuple[str, bytes | None, str | None]:

@@ -40,15 +40,21 @@ class PollReader:
         self._slots = asyncio.Semaphore(in_flight)
         self._pending: list[tuple[str, asyncio.Future[PurchaseView | None]]] = []
         self._gathering = False
+        self._gatherer: asyncio.Task[None] | None = None  # the task that reads the groups
 
     async def view(self, purchase_id: str) -> PurchaseView | None:
         """The purchase with `ahead` and its order, or None for an unknown id."""
-        future: asyncio.Future[PurchaseView | None] = asyncio.get_running_loop().create_future()
+        return await self.submit(purchase_id)
+
+    def submit(self, purchase_id: str) -> asyncio.Future[PurchaseView | None]:
+        """`view`'s future: a caller that needs no coroutine waits for it without a task."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[PurchaseView | None] = loop.create_future()
         self._pending.append((purchase_id, future))
         if not self._gathering:
             self._gathering = True
-            asyncio.get_running_loop().create_task(self._gather())
-        return await future
+            self._gatherer = loop.create_task(self._gather())
+        return future
 
     async def _gather(self) -> None:
         try:

@@ -136,20 +136,18 @@ async def get_purchase(purchase_id: str, request: Request) -> Response:
     one moment are read together (`services/polls.py`). Served by the raw hot path
     (`api/hot.py`) in the app; this route documents it.
     """
-    body, headers = await poll(request.app.state, purchase_id)
+    polls: PollReader = request.app.state.polls
+    body, retry_after = poll_answer(purchase_id, await polls.view(purchase_id))
+    headers = None if retry_after is None else {"Retry-After": str(retry_after)}
     return json_response(body, headers=headers)
 
 
-async def poll(state: Any, purchase_id: str) -> tuple[dict[str, Any], dict[str, str] | None]:
-    """A purchase's JSON, and a `Retry-After` header while it is not decided."""
-    polls: PollReader = state.polls
-    view = await polls.view(purchase_id)
+def poll_answer(purchase_id: str, view: PurchaseView | None) -> tuple[dict[str, Any], int | None]:
+    """A purchase's JSON, and the seconds of its `Retry-After` while it is not decided."""
     if view is None:
         raise not_found("purchase", purchase_id)
-    headers = None
-    if not view.purchase.status.is_final:
-        headers = {"Retry-After": str(poll_after(view.ahead))}
-    return purchase_json(view), headers
+    retry_after = None if view.purchase.status.is_final else poll_after(view.ahead)
+    return purchase_json(view), retry_after
 
 
 POLL_RATE = 2_000  # decisions per second assumed when pacing polls: a low, safe estimate
