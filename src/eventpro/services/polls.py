@@ -39,7 +39,6 @@ class PollReader:
         self._max_group = max_group
         self._slots = asyncio.Semaphore(in_flight)
         self._pending: list[tuple[str, asyncio.Future[PurchaseView | None]]] = []
-        self._gathering = False
         self._gatherer: asyncio.Task[None] | None = None  # the task that reads the groups
 
     async def view(self, purchase_id: str) -> PurchaseView | None:
@@ -51,20 +50,16 @@ class PollReader:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[PurchaseView | None] = loop.create_future()
         self._pending.append((purchase_id, future))
-        if not self._gathering:
-            self._gathering = True
+        if self._gatherer is None or self._gatherer.done():
             self._gatherer = loop.create_task(self._gather())
         return future
 
     async def _gather(self) -> None:
-        try:
-            while self._pending:
-                await self._slots.acquire()  # wait for a read to end: meanwhile, more come
-                group = self._pending[: self._max_group]
-                del self._pending[: self._max_group]
-                asyncio.get_running_loop().create_task(self._read(group))
-        finally:
-            self._gathering = False
+        while self._pending:
+            await self._slots.acquire()  # wait for a read to end: meanwhile, more come
+            group = self._pending[: self._max_group]
+            del self._pending[: self._max_group]
+            asyncio.get_running_loop().create_task(self._read(group))
 
     async def _read(self, group: list[tuple[str, asyncio.Future[PurchaseView | None]]]) -> None:
         try:
