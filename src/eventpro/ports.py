@@ -341,7 +341,9 @@ class PurchaseQueue(abc.ABC):
         """A cheap value that changes whenever a request of the event is admitted to its
         line, decided, dead-lettered or redriven: the live streams read their purchases
         only when it moves. (The depth is not enough: it stays put over a dead letter, a
-        redrive, or as many admissions as decisions between two reads.)"""
+        redrive, or as many admissions as decisions between two reads.) It never comes
+        back to a value it had: a stream stores the mark it read before its purchases, and
+        a dead letter then its redrive must not look like no change."""
 
     @abc.abstractmethod
     def list_purchases(

@@ -404,3 +404,23 @@ def test_the_line_mark_moves_where_the_depth_does_not(
     before = queue.line_mark(event.id)
     assert queue.redrive(event.id, None) == 1
     assert queue.depth(event.id) == depth and queue.line_mark(event.id) != before
+
+
+def test_the_line_mark_never_comes_back_to_a_value_it_had(
+    partner_store: InventoryStore, queue: PurchaseQueue
+) -> None:
+    """A dead letter and its redrive put the line's counters back as they were. A watcher
+    that read the mark just before the dead letter, and the purchase just after it, would
+    then take the redrive for no change and show `failed` until its next full read."""
+    store = partner_store
+    event = new_event(store)
+    queue.admit([admission(event, "m0")])
+    marks = [queue.line_mark(event.id)]
+    for _ in range(2):
+        assert queue.fail(queue.lease(10, 30, NOW)[0], "poison", 1, NOW)
+        marks.append(queue.line_mark(event.id))
+        assert queue.redrive(event.id, None) == 1
+        marks.append(queue.line_mark(event.id))
+    _decide(store, queue, queue.lease(10, 30, NOW))
+    marks.append(queue.line_mark(event.id))
+    assert len(set(marks)) == len(marks), marks

@@ -29,6 +29,11 @@ from eventpro.adapters.dynamodb.client import (
 from eventpro.domain.model import PurchaseStatus
 from eventpro.ports import DeadLetter, Delivery, Page
 
+# The line's counters: out of (or back in) `pending`, and one more dead letter made or
+# redriven, a count that only grows (see `DynamoQueue.line_mark`).
+BURIED = "ADD pending :minus, dead_moves :one"
+REDRIVEN = "ADD pending :plus, dead_moves :one"
+
 
 def _key(pk: str, sk: str) -> Item:
     return {"pk": s(pk), "sk": s(sk)}
@@ -54,7 +59,7 @@ class DeadLetters:
             self._delete(f"L#{purchase.event_id}", codec.position_key(position)),
             {"Put": {"TableName": self.table, "Item": item}},
             self._status(purchase.id, PurchaseStatus.FAILED),
-            self._state(purchase.event_id, "ADD pending :minus DELETE held :p", -1, position),
+            self._state(purchase.event_id, f"{BURIED} DELETE held :p", -1, position),
         ]
         return transact(self.client, actions) is None
 
@@ -81,7 +86,7 @@ class DeadLetters:
     def _state(
         self, event_id: str, expression: str, count: int, position: int | None = None
     ) -> dict[str, Any]:
-        values: Item = {":minus" if count < 0 else ":plus": n(count)}
+        values: Item = {":minus" if count < 0 else ":plus": n(count), ":one": n(1)}
         if position is not None:
             values[":p"] = {"NS": [str(position)]}
         return {
@@ -166,7 +171,7 @@ class DeadLetters:
             entry = codec.entry_item(purchase) | {"att": n(-1)}  # never delivered, again
             puts.append({"Put": {"TableName": self.table, "Item": entry}})
             records.append(self._status(purchase.id, PurchaseStatus.QUEUED))
-        state = self._state(event_id, "ADD pending :plus", len(group))
+        state = self._state(event_id, REDRIVEN, len(group))
         return [*deletes, *puts, *records, state]
 
 

@@ -3,8 +3,9 @@
 Items of `<prefix>-line` (pk, sk):
 
 - `LINE`, `<event>`: the event's line state: `next_position`, `next_seq`, `depth`
-  (admitted, undecided), `pending` (of those, not dead), `decided`, `sold_out` (a string
-  set), `gc_…`/`ge_…`/`gs_…` (each admitting adapter's last call and where it ended),
+  (admitted, undecided), `pending` (of those, not dead), `decided`, `dead_moves` (dead
+  letters made and redriven), `sold_out` (a string set), `gc_…`/`ge_…`/`gs_…` (each
+  admitting adapter's last call and where it ended),
   and the lease (`lease_id`, `leased_until` by the caller's clock, `held` positions,
   `leased_through`, `delivered_through`, `version`);
 - `L#<event>`, `<position>`: an undecided request in line, with `att` (extra deliveries);
@@ -132,10 +133,11 @@ class DynamoQueue(PurchaseQueue):
         return num(state, "depth")
 
     def line_mark(self, event_id: str) -> Hashable:
-        """Positions given, undecided, ready to lease (a dead letter leaves `pending`)."""
+        """Positions given, undecided, and dead letters made and redriven: a count that only
+        grows, where `pending` would come back as it was after a redrive."""
         with mapped_errors():
             state = self._get("LINE", event_id) or {}
-        return tuple(num(state, name) for name in ("next_position", "depth", "pending"))
+        return tuple(num(state, name) for name in ("next_position", "depth", "dead_moves"))
 
     def list_purchases(
         self, event_id: str, status: PurchaseStatus | None, limit: int, cursor: str | None

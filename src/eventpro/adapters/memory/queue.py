@@ -51,6 +51,7 @@ class _Line:
     leased_through: int = 0  # the last position of the current lease's batch
     sold_out: set[str] = field(default_factory=set)
     undecided: list[int] = field(default_factory=list)  # the entries' positions, sorted
+    dead_moves: int = 0  # dead letters made and redriven: only grows (see `line_mark`)
 
     def remove(self, position: int) -> None:
         del self.entries[position]
@@ -201,6 +202,7 @@ class MemoryQueue(PurchaseQueue):
                 entry.lease_id, entry.last_error = None, error
                 if delivery.attempt >= max_attempts:
                     entry.dead, entry.failed_at, moved = True, now, True
+                    line.dead_moves += 1
                     self._set_status(purchase.id, PurchaseStatus.FAILED)
             self._release_if_done(delivery)
             return moved
@@ -235,8 +237,7 @@ class MemoryQueue(PurchaseQueue):
             line = self._lines.get(event_id)
             if line is None:
                 return None
-            dead = sum(e.dead for e in line.entries.values())
-            return (line.next_position, len(line.entries), dead)
+            return (line.next_position, len(line.entries), line.dead_moves)
 
     def list_purchases(
         self, event_id: str, status: PurchaseStatus | None, limit: int, cursor: str | None
@@ -274,6 +275,7 @@ class MemoryQueue(PurchaseQueue):
                     if entry.dead and (eid == event_id or entry.purchase.id in wanted):
                         entry.dead, entry.attempts, entry.failed_at = False, 0, None
                         entry.last_error = ""
+                        line.dead_moves += 1
                         self._set_status(entry.purchase.id, PurchaseStatus.QUEUED)
                         count += 1
         return count

@@ -65,6 +65,7 @@ for i, v in ipairs(items) do
       if v[DEAD] == '1' then
         leave(v)
         redis.call('ZADD', dead_line, in_line[i], v[ID])
+        redis.call('INCR', P .. ':deadmoves:' .. E)
         local letter = redis.call('XADD', P .. ':dlq', '*', 'id', v[ID], 'event_id', E)
         redis.call('HSET', key, 'status', 'failed', 'failed_at', v[FAILED_AT],
           'dlq_entry', letter)

@@ -10,7 +10,8 @@ same clock as on every other backend.
 Keys (prefix `P`, event `E`): `P:p:<purchase>` hash; `P:stream:E` the event's stream of
 admitted requests; `P:line:E` zset of undecided requests by position (for `ahead` and
 `depth`); `P:redriven:E` redriven dead letters waiting for a lease; `P:deadline:E` dead
-letters by position and `P:dlq` the dead-letter stream; `P:log:E` zset by arrival;
+letters by position and `P:dlq` the dead-letter stream; `P:deadmoves:E` dead letters
+made and redriven, a count that only grows; `P:log:E` zset by arrival;
 `P:next:E` positions; `P:held:E` per-buyer counts; `P:key:E` idempotency keys;
 `P:soldout:E` sold-out sections; `P:lease:E` the event lease; `P:active` events in line;
 `P:decided` the channel on which finish.lua and `redrive` name the events that changed.
@@ -300,12 +301,14 @@ class RedisQueue(PurchaseQueue):
             return sum(int(n) for n in pipe.execute())
 
     def line_mark(self, event_id: str) -> Hashable:
-        """Positions given, undecided in line, dead letters: one pipelined round trip."""
+        """Positions given, undecided in line, dead letters, and dead letters made and
+        redriven (a redrive puts the first three back as they were): one round trip."""
         with mapped_errors():
             pipe = self.client.pipeline(transaction=False)
             pipe.get(self._key("next", event_id))
             pipe.zcard(self._key("line", event_id))
             pipe.zcard(self._key("deadline", event_id))
+            pipe.get(self._key("deadmoves", event_id))
             return tuple(pipe.execute())
 
     def _page(

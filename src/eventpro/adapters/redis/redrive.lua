@@ -19,6 +19,7 @@ for _, id in ipairs(ids) do
       redis.call('XDEL', P .. ':dlq', redis.call('HGET', key, 'dlq_entry'))
       redis.call('ZADD', P .. ':redriven:' .. event_id, position, id)
       redis.call('ZADD', P .. ':line:' .. event_id, position, id)
+      redis.call('INCR', P .. ':deadmoves:' .. event_id)
       redis.call('SADD', P .. ':active', event_id)
       redis.call('HSET', key, 'status', 'queued', 'attempts', 0, 'last_error', '',
         'failed_at', '', 'lease', '', 'dlq_entry', '', 'entry', '')

@@ -161,7 +161,9 @@ class SqliteQueue(PurchaseQueue):
             )
             if dead and cur.rowcount:
                 conn.execute(
-                    "UPDATE lines SET ready = ready - 1 WHERE event_id = ?", (purchase.event_id,)
+                    "UPDATE lines SET ready = ready - 1, dead_moves = dead_moves + 1"
+                    " WHERE event_id = ?",
+                    (purchase.event_id,),
                 )
                 conn.execute("UPDATE purchases SET status = 'failed' WHERE id = ?", (purchase.id,))
             _release_if_done(conn, delivery)
@@ -215,10 +217,10 @@ class SqliteQueue(PurchaseQueue):
 
     def line_mark(self, event_id: str) -> Hashable:
         """The line's counters: an admission moves the next position, a decision the
-        undecided count, a dead letter or a redrive the ready count."""
+        undecided count, a dead letter or a redrive the count of such moves."""
         with self.db.read() as conn:
             row = conn.execute(
-                "SELECT undecided, ready, next_position FROM lines WHERE event_id = ?",
+                "SELECT undecided, dead_moves, next_position FROM lines WHERE event_id = ?",
                 (event_id,),
             ).fetchone()
         return tuple(row) if row else None
@@ -259,7 +261,9 @@ class SqliteQueue(PurchaseQueue):
                 (event_id, event_id, ids),
             ).fetchall()
             conn.executemany(
-                "UPDATE lines SET ready = ready + 1 WHERE event_id = ?", [(r[0],) for r in rows]
+                "UPDATE lines SET ready = ready + 1, dead_moves = dead_moves + 1"
+                " WHERE event_id = ?",
+                [(r[0],) for r in rows],
             )
             conn.executemany(
                 "UPDATE purchases SET status = 'queued' WHERE id = ?", [(r[1],) for r in rows]
