@@ -20,6 +20,7 @@ Keys are built inside the scripts, so this targets one Redis server, not a Clust
 
 from __future__ import annotations
 
+import operator
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterator, Sequence
@@ -75,6 +76,7 @@ WATCHED = (
     "event_id", "buyer_id", "section", "seats", "quantity", "amount", "position", "status",
     "reason", "created_at", "order_id", "key", "hash",
 )  # fmt: skip
+_in_watched_order = operator.itemgetter(*WATCHED)
 WATCH_CHUNK = 1_000  # purchases per watch.lua call: a tick of 10,000 streams is ten
 
 
@@ -177,7 +179,7 @@ class RedisQueue(PurchaseQueue):
             for purchase_id in ids:
                 pipe.hgetall(self._key("p", purchase_id))
             rows = pipe.execute()
-        return [_purchase(purchase_id, row) for purchase_id, row in zip(ids, rows, strict=True)]
+        return [_purchase_of(purchase_id, row) for purchase_id, row in zip(ids, rows, strict=True)]
 
     def lease(
         self, max_items: int, visibility_timeout: float, now: datetime, after: str | None = None
@@ -252,7 +254,7 @@ class RedisQueue(PurchaseQueue):
     def get_purchase(self, purchase_id: str) -> Purchase | None:
         with mapped_errors():
             row = cast(dict[str, str], self.client.hgetall(self._key("p", purchase_id)))
-        return _purchase(purchase_id, row) if row else None
+        return _purchase_of(purchase_id, row) if row else None
 
     def ahead(self, purchase: Purchase) -> int:
         if purchase.position is None:
@@ -467,29 +469,36 @@ def _watched(
     """watch.lua's answer for `purchase_ids`: each known purchase with its `ahead`."""
     for purchase_id, values in zip(purchase_ids, found, strict=True):
         if isinstance(values, list):
-            row = dict(zip(WATCHED, values, strict=False))
-            yield purchase_id, (_purchase(purchase_id, row), int(values[-1]))
+            yield purchase_id, (_purchase(purchase_id, values), int(values[-1]))
 
 
-def _purchase(purchase_id: str, row: dict[str, str]) -> Purchase:
-    seats = row["seats"]
+def _purchase_of(purchase_id: str, row: dict[str, str]) -> Purchase:
+    """A purchase from its hash (HGETALL)."""
+    return _purchase(purchase_id, _in_watched_order(row))
+
+
+def _purchase(purchase_id: str, values: Sequence[str]) -> Purchase:
+    """A purchase from its hash's values in the order of `WATCHED` (more may follow): by
+    position, since a dict of them cost 1.5 µs of a poll's 3.4 here."""
+    event_id, buyer, section, seats, quantity, amount, position, status = values[:8]
+    reason, created_at, order_id, key, request_hash = values[8:13]
     return Purchase(
         id=purchase_id,
-        event_id=row["event_id"],
+        event_id=event_id,
         request=PurchaseRequest(
-            buyer_id=row["buyer_id"],
-            section=row["section"],
-            quantity=int(row["quantity"]),
+            buyer_id=buyer,
+            section=section,
+            quantity=int(quantity),
             seats=() if seats == "[]" else tuple(orjson.loads(seats)),
-            amount_cents=int(row["amount"]),
+            amount_cents=int(amount),
         ),
-        status=STATUSES[row["status"]],
-        position=int(row["position"]) if row["position"] else None,
-        reason=REASONS[row["reason"]] if row["reason"] else None,
-        created_at=datetime.fromisoformat(row["created_at"]),
-        order_id=row["order_id"] or None,
-        idempotency_key=row["key"] or None,
-        request_hash=row["hash"] or None,
+        status=STATUSES[status],
+        position=int(position) if position else None,
+        reason=REASONS[reason] if reason else None,
+        created_at=datetime.fromisoformat(created_at),
+        order_id=order_id or None,
+        idempotency_key=key or None,
+        request_hash=request_hash or None,
     )
 
 
