@@ -94,23 +94,26 @@ RETRY_AFTER = {n: ((b"retry-after", b"%d" % n),) for n in range(1, purchases.MAX
 
 def _poll(request: RawRequest) -> asyncio.Future[Answer]:
     """A future, not a coroutine: `serve`'s protocol answers when it is done, without a
-    task and the chain of coroutines of the other handlers (api/direct.py)."""
+    task and the chain of coroutines of the other handlers (api/direct.py). The group's
+    read sets it (`PollReader.submit`): no future of the view in between."""
     purchase_id = request.params["purchase_id"]
-    viewed = request.state.polls.submit(purchase_id)
-    answer: asyncio.Future[Answer] = viewed.get_loop().create_future()
+    answer: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
 
-    def done(viewed: asyncio.Future[PurchaseView | None]) -> None:
+    def reply(view: PurchaseView | None, error: Exception | None) -> None:
         if answer.done():  # cancelled: nobody waits
             return
-        try:
-            body, retry_after = purchases.poll_answer(purchase_id, viewed.result())
-        except Exception as exc:
-            answer.set_exception(exc)
+        if error is None:
+            try:
+                body, retry_after = purchases.poll_answer(purchase_id, view)
+            except Exception as exc:
+                error = exc
+        if error is not None:
+            answer.set_exception(error)
             return
         extra = () if retry_after is None else RETRY_AFTER[retry_after]
         answer.set_result(Answer(200, orjson.dumps(body), extra))
 
-    viewed.add_done_callback(done)
+    request.state.polls.submit(purchase_id, reply)
     return answer
 
 

@@ -29,6 +29,9 @@ from eventpro.ports import InventoryStore, PurchaseQueue
 from eventpro.services.purchases import PurchaseView, order_ids_of, view_purchases, views_of
 
 ReadMany = Callable[[Sequence[str]], Awaitable[dict[str, PurchaseView]]]
+# Called once a poll's group is read: with its view (None for an unknown id), or with the
+# read's error. It runs on the loop, inside the read, so it must not raise.
+Reply = Callable[[PurchaseView | None, Exception | None], None]
 
 
 class PollReader:
@@ -38,21 +41,30 @@ class PollReader:
         self._read_many = read_many
         self._max_group = max_group
         self._slots = asyncio.Semaphore(in_flight)
-        self._pending: list[tuple[str, asyncio.Future[PurchaseView | None]]] = []
+        self._pending: list[tuple[str, Reply]] = []
         self._gatherer: asyncio.Task[None] | None = None  # the task that reads the groups
 
     async def view(self, purchase_id: str) -> PurchaseView | None:
         """The purchase with `ahead` and its order, or None for an unknown id."""
-        return await self.submit(purchase_id)
+        future: asyncio.Future[PurchaseView | None] = asyncio.get_running_loop().create_future()
 
-    def submit(self, purchase_id: str) -> asyncio.Future[PurchaseView | None]:
-        """`view`'s future: a caller that needs no coroutine waits for it without a task."""
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[PurchaseView | None] = loop.create_future()
-        self._pending.append((purchase_id, future))
+        def reply(view: PurchaseView | None, error: Exception | None) -> None:
+            if future.done():  # cancelled: nobody waits
+                return
+            if error is None:
+                future.set_result(view)
+            else:
+                future.set_exception(error)
+
+        self.submit(purchase_id, reply)
+        return await future
+
+    def submit(self, purchase_id: str, reply: Reply) -> None:
+        """`view` for a caller that needs no coroutine: `reply` is called from the group's
+        read, with no task or future per poll (`serve`'s poll, api/hot.py)."""
+        self._pending.append((purchase_id, reply))
         if self._gatherer is None or self._gatherer.done():
-            self._gatherer = loop.create_task(self._gather())
-        return future
+            self._gatherer = asyncio.get_running_loop().create_task(self._gather())
 
     async def _gather(self) -> None:
         while self._pending:
@@ -61,19 +73,17 @@ class PollReader:
             del self._pending[: self._max_group]
             asyncio.get_running_loop().create_task(self._read(group))
 
-    async def _read(self, group: list[tuple[str, asyncio.Future[PurchaseView | None]]]) -> None:
+    async def _read(self, group: list[tuple[str, Reply]]) -> None:
         try:
             views = await self._read_many(list(dict.fromkeys(pid for pid, _ in group)))
         except Exception as exc:
-            for _, future in group:
-                if not future.done():
-                    future.set_exception(exc)
+            for _, reply in group:
+                reply(None, exc)
             return
         finally:
             self._slots.release()
-        for purchase_id, future in group:
-            if not future.done():
-                future.set_result(views.get(purchase_id))
+        for purchase_id, reply in group:
+            reply(views.get(purchase_id), None)
 
 
 class GroupReads:
