@@ -57,13 +57,16 @@ class Answer(Value, frozen=True):
         return cls(response.status_code, bytes(response.body), kept)
 
     def fields(self) -> list[tuple[bytes, bytes]]:
-        """The answer's header fields: its length, its type (JSON unless it names one) and
-        its own."""
-        fields = [(b"content-length", b"%d" % len(self.body))]
-        if not any(name == b"content-type" for name, _ in self.headers):
-            fields.append(JSON)
-        fields.extend(self.headers)
-        return fields
+        """The answer's header fields: its length, then `own_fields`."""
+        return [(b"content-length", b"%d" % len(self.body)), *own_fields(self.headers)]
+
+
+def own_fields(headers: tuple[tuple[bytes, bytes], ...]) -> list[tuple[bytes, bytes]]:
+    """An answer's header fields but its length: its type (JSON unless it names one) and
+    its own."""
+    if any(name == b"content-type" for name, _ in headers):
+        return list(headers)
+    return [JSON, *headers]
 
 
 class RawRequest(msgspec.Struct, frozen=True):
