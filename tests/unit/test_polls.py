@@ -12,6 +12,8 @@ import pytest
 
 from eventpro.adapters.memory.queue import MemoryQueue
 from eventpro.adapters.memory.store import MemoryInventoryStore
+from eventpro.api import hot
+from eventpro.api.errors import ApiError
 from eventpro.domain.model import Purchase, PurchaseRequest, PurchaseStatus
 from eventpro.ports import Unavailable
 from eventpro.services.polls import GroupReads, PollReader
@@ -114,3 +116,36 @@ def test_a_group_is_read_where_the_backends_allow(
     assert statuses.count(PurchaseStatus.CONFIRMED) == 2 and views[-1] is None
     confirmed = [v for v in views if v and v.purchase.status is PurchaseStatus.CONFIRMED]
     assert all(v.order is not None and v.order.id == v.purchase.order_id for v in confirmed)
+
+
+def test_the_hot_poll_answers_each_poll_of_a_group_from_its_read() -> None:
+    """`api/hot.py`'s poll takes no future of the view: the group's read sets each answer
+    itself, a known purchase 200 with `Retry-After`, an unknown one the contract's 404,
+    and a failed read fails every poll of its group."""
+    failing = False
+
+    async def read_many(ids: Sequence[str]) -> dict[str, PurchaseView]:
+        await asyncio.sleep(0)
+        if failing:
+            raise Unavailable("down")
+        return {i: _view(i) for i in ids if i != "pur_unknown"}
+
+    class State:
+        polls = PollReader(read_many)
+
+    def poll(purchase_id: str) -> asyncio.Future[hot.Answer]:
+        return hot._poll(hot.RawRequest({"purchase_id": purchase_id}, "", None, b"", State))
+
+    async def run() -> tuple[list[object], list[object]]:
+        nonlocal failing
+        async with asyncio.timeout(5):  # a poll left unanswered fails, not hangs
+            read = await asyncio.gather(poll("pur_1"), poll("pur_unknown"), return_exceptions=True)
+            failing = True
+            failed = await asyncio.gather(poll("pur_1"), poll("pur_2"), return_exceptions=True)
+        return read, failed
+
+    (known, unknown), failed = asyncio.run(run())
+    assert isinstance(known, hot.Answer) and known.status == 200
+    assert dict(known.headers) == {b"retry-after": b"1"}
+    assert isinstance(unknown, ApiError) and unknown.status == 404
+    assert all(isinstance(f, Unavailable) for f in failed), failed

@@ -105,19 +105,21 @@ def _poll(request: RawRequest) -> asyncio.Future[Answer]:
     def reply(view: PurchaseView | None, error: Exception | None) -> None:
         if answer.done():  # cancelled: nobody waits
             return
-        if error is None:
-            try:
-                body, retry_after = purchases.poll_answer(purchase_id, view)
-            except Exception as exc:
-                error = exc
-        if error is not None:
-            answer.set_exception(error)
-            return
-        extra = () if retry_after is None else RETRY_AFTER[retry_after]
-        answer.set_result(Answer(200, orjson.dumps(body), extra))
+        try:  # never raises: the other polls of the group are answered after this one
+            answer.set_result(_poll_answer(purchase_id, view, error))
+        except Exception as exc:
+            answer.set_exception(exc)
 
     request.state.polls.submit(purchase_id, reply)
     return answer
+
+
+def _poll_answer(purchase_id: str, view: PurchaseView | None, error: Exception | None) -> Answer:
+    if error is not None:  # the group's read failed
+        raise error
+    body, retry_after = purchases.poll_answer(purchase_id, view)
+    extra = () if retry_after is None else RETRY_AFTER[retry_after]
+    return Answer(200, orjson.dumps(body), extra)
 
 
 Handler = Callable[[RawRequest], Awaitable[Answer]]
