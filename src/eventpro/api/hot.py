@@ -15,9 +15,10 @@ the body within the contract's limit, and writes one answer, keeping the contrac
   `HOT` that FastAPI documents, matched by their own regular expressions, so the
   documented API and the hot path cannot drift (tests/integration/test_hot_path.py).
 
-`eventpro serve` goes one step further: its HTTP protocol calls `HotRoutes.answer`
-itself, without uvicorn's ASGI cycle (`api/direct.py`); `serve` here answers the same
-requests when they come as ASGI.
+`eventpro serve` goes one step further: its HTTP protocol starts the handler
+(`HotRoutes.start`) and maps its failure (`HotRoutes.failed`) itself, without uvicorn's
+ASGI cycle (`api/direct.py`); `serve` here answers the same requests when they come as
+ASGI.
 """
 
 from __future__ import annotations
