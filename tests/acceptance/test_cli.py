@@ -247,6 +247,41 @@ def test_bench_refuses_a_file_as_its_out_directory_before_measuring(tmp_path: Pa
     assert taken.read_text() == "kept" and "bench sqlite" not in done.stdout
 
 
+def test_bench_compare_serves_a_git_revision_beside_this_build(tmp_path: Path) -> None:
+    head = subprocess.run(
+        ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    args = ("bench", "--compare", "HEAD", "--quick", "--out", str(tmp_path))
+    done = eventpro(*args, env=service_env(COLUMNS="200"), timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    results = json.loads((tmp_path / "compare-sqlite.json").read_text())
+    assert results["other"] == {"rev": "HEAD", "commit": head}
+    assert results["this"].startswith(head)
+    # the other server ran the revision taken from git, not this checkout's src/
+    this, other = Path(results["imports"]["this"]), Path(results["imports"]["other"])
+    assert other.parts[-4:] == ("other", "src", "eventpro", "__init__.py")
+    assert other.parents[1] != this.parents[1]
+    assert len(results["rounds"]) == 2  # --quick: 2 rounds, each build first once
+    assert {one["first"] for one in results["rounds"]} == {"this", "other"}
+    for one in results["rounds"]:
+        for build in ("this", "other"):
+            for measure in ("poll", "admission"):
+                assert one[build][measure]["rate"] > 0 and one[build][measure]["errors"] == 0
+                assert one[build][measure]["cpu_us"] > 0
+        ratio = one["this"]["poll"]["cpu_us"] / one["other"]["poll"]["cpu_us"]
+        assert one["cpu_ratio"]["poll"] == round(ratio, 3)
+    assert "this / other" in done.stdout
+
+
+def test_bench_compare_names_a_revision_git_does_not_know(tmp_path: Path) -> None:
+    args = ("bench", "--compare", "no-such-revision", "--quick", "--out", str(tmp_path))
+    done = eventpro(*args, env=service_env(COLUMNS="200"), timeout=60)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "--compare no-such-revision: git rev-parse" in done.stdout
+    assert "Traceback" not in done.stdout + done.stderr
+    assert not list(tmp_path.iterdir())
+
+
 def test_bench_loadgen_measures_the_generator_beside_wrk(tmp_path: Path) -> None:
     args = ("bench", "--loadgen", "--quick", "--runs", "2", "--out", str(tmp_path))
     done = eventpro(*args, env=service_env())

@@ -29,7 +29,14 @@ from eventpro.bootstrap import (
     fresh_backends,
     statement_replay,
 )
-from eventpro.cli import bench_loadgen, bench_polls, bench_store, bench_streams, demo
+from eventpro.cli import (
+    bench_compare,
+    bench_loadgen,
+    bench_polls,
+    bench_store,
+    bench_streams,
+    demo,
+)
 from eventpro.cli.report import write_results
 from eventpro.config import Settings
 from eventpro.loadtest.client import (
@@ -243,6 +250,14 @@ def bench(
     demo_sale: Annotated[
         bool, typer.Option("--demo", help="measure the sale of `make demo` instead")
     ] = False,
+    compare: Annotated[
+        str,
+        typer.Option(
+            metavar="REV",
+            help="compare this build's server with a git revision's instead: polls and"
+            " admissions, alternated rounds (--runs, default 6)",
+        ),
+    ] = "",
     aws_endpoint: Annotated[
         str,
         typer.Option(
@@ -265,6 +280,12 @@ def bench(
         return
     if quick:
         duration, connections = 0.5, 8
+    if compare:
+        rounds = runs or (2 if quick else 6)
+        _compare(
+            compare, Tier.named(backend), Servers(postgres_url, redis_url), rounds, duration, out
+        )
+        return
     runs = runs or (1 if quick else 5)
     if loadgen:
         _loadgen(connections, duration, processes, runs, out / "loadgen.json")
@@ -653,6 +674,47 @@ def _polls(tier: Tier, servers: Servers, line: int, duration: float, runs: int, 
     growth += f" (≤ {RSS_GROWTH:.0%} {_verdict(passed['rss_growth'])})"
     table.add_row("server RSS growth, line ~10,000 → whole", growth, "", "", "")
     console.print(table)
+    console.print(f"written to {path}")
+
+
+def _compare(
+    rev: str, tier: Tier, servers: Servers, rounds: int, duration: float, out: Path
+) -> None:
+    try:
+        results = bench_compare.measure(rev, tier, servers, rounds, duration)
+    except bench_compare.CompareError as exc:
+        console.print(f"[red]--compare {rev}: {exc}[/]")
+        raise typer.Exit(2) from exc
+    figures: dict[str, tuple[str, ...]] = {
+        f"{build}_{name}_{figure}": (build, name, figure)
+        for build in ("this", "other")
+        for name in bench_compare.MEASURES
+        for figure in ("rate", "cpu_us")
+    }
+    figures |= {f"{name}_cpu_ratio": ("cpu_ratio", name) for name in bench_compare.MEASURES}
+    results["medians"] = medians = medians_of(results["rounds"], figures)
+    path = out / f"compare-{tier.value}.json"
+    write_results(results, path)
+    other = results["other"]
+    title = f"this build against {other['rev']} ({other['commit'][:10]}), {tier}: {rounds} rounds"
+    table = Table(title=title)
+    for column in ("measure", "this: CPU µs/answer", "other: CPU µs/answer", "this / other"):
+        table.add_column(column)
+    for name in bench_compare.MEASURES:
+        table.add_row(
+            name,
+            _spread(medians[f"this_{name}_cpu_us"], "{:.1f}"),
+            _spread(medians[f"other_{name}_cpu_us"], "{:.1f}"),
+            _spread(medians[f"{name}_cpu_ratio"], "{:.3f}"),
+        )
+        table.add_row(
+            f"  {name}s/s",
+            _spread(medians[f"this_{name}_rate"]),
+            _spread(medians[f"other_{name}_rate"]),
+            "",
+        )
+    console.print(table)
+    console.print(f"this build: {results['this']}")
     console.print(f"written to {path}")
 
 
