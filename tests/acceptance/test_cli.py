@@ -282,6 +282,16 @@ def test_bench_compare_names_a_revision_git_does_not_know(tmp_path: Path) -> Non
     assert not list(tmp_path.iterdir())
 
 
+def test_bench_compare_says_why_a_server_did_not_start(tmp_path: Path) -> None:
+    args = ("bench", "--compare", "HEAD", "--quick", "--out", str(tmp_path))
+    env = service_env(COLUMNS="200", EVENTPRO_RETRY_AFTER="0")  # `serve` refuses it
+    done = eventpro(*args, env=env, timeout=120)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "the this build's server: the server exited with 1 while starting" in done.stdout
+    assert "retry_after" in done.stdout  # the last line of the server's own log
+    assert "Traceback" not in done.stdout + done.stderr
+
+
 def test_bench_loadgen_measures_the_generator_beside_wrk(tmp_path: Path) -> None:
     args = ("bench", "--loadgen", "--quick", "--runs", "2", "--out", str(tmp_path))
     done = eventpro(*args, env=service_env())

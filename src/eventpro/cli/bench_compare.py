@@ -128,7 +128,7 @@ def _build(
     # an installed package found before PYTHONPATH would make both servers this build
     if src is not None and not Path(imports).resolve().is_relative_to(src.resolve()):
         raise CompareError(f"the other build's server would import {imports!r}")
-    with fresh_backends(tier, servers, workdir) as backends:
+    with fresh_backends(tier, servers, workdir) as backends, ExitStack() as stack:
         token = secrets.token_urlsafe(24)
         port = free_port()
         base = f"http://127.0.0.1:{port}"
@@ -139,9 +139,15 @@ def _build(
             "EVENTPRO_MAX_LINE": str(MAX_LINE),
         }
         args = ["eventpro", "serve", "--port", str(port), "--workers", "0"]
-        with served(args, env, f"{base}/healthz") as server:
-            event_id = create_event(base, token, one_section_event(label, STOCK, 1, venue="bench"))
-            yield Build(label, imports, base, server.pid, event_id, _admit(base, event_id))
+        log = workdir / f"{label}.log"
+        try:
+            server = stack.enter_context(served(args, env, f"{base}/healthz", log))
+        except RuntimeError as exc:  # e.g. a revision whose `serve` wants something else
+            said = [line.strip() for line in log.read_text(errors="replace").splitlines()]
+            last = " | ".join(line for line in said[-4:] if line)  # where its error says why
+            raise CompareError(f"the {label} build's server: {exc}: {last}") from exc
+        event_id = create_event(base, token, one_section_event(label, STOCK, 1, venue="bench"))
+        yield Build(label, imports, base, server.pid, event_id, _admit(base, event_id))
 
 
 def _admit(base: str, event_id: str) -> list[str]:
