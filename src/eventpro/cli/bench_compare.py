@@ -20,8 +20,8 @@ import secrets
 import shutil
 import subprocess
 import sys
-import tarfile
 import tempfile
+import zipfile
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -30,7 +30,7 @@ from typing import Any
 
 from eventpro.bootstrap import Servers, Tier, fresh_backends
 from eventpro.cli.bench_loadgen import WRK_BUYERS, wrk_path
-from eventpro.cli.bench_polls import CONNECTIONS, POLLED, _polls_script, _wrk
+from eventpro.cli.bench_polls import CONNECTIONS, POLLED, polls_script, wrk_cpu
 from eventpro.loadtest.client import Shot, closed_loop, create_event, one_section_event
 from eventpro.loadtest.http import run
 from eventpro.loadtest.process import free_port, served
@@ -88,14 +88,14 @@ def _round(wrk: str, order: tuple[Build, Build], duration: float) -> dict[str, A
     over the other's, for each measure."""
     measured: dict[str, Any] = {"first": order[0].label}
     for build in order:
-        polls = _wrk(
+        polls = wrk_cpu(
             wrk,
             build.pid,
             f"{build.base}/v1/purchases/",
             duration,
-            _polls_script(build.purchase_ids),
+            polls_script(build.purchase_ids),
         )
-        admissions = _wrk(
+        admissions = wrk_cpu(
             wrk,
             build.pid,
             f"{build.base}/v1/events/{build.event_id}/purchases",
@@ -198,10 +198,10 @@ def _this_commit() -> str:
 def _other_source(rev: str, workdir: Path) -> tuple[Path, str]:
     """`rev`'s `src/` written under `workdir`, and its commit."""
     commit = _git("rev-parse", "--verify", "--end-of-options", f"{rev}^{{commit}}").decode().strip()
-    archive = _git("archive", "--format=tar", commit, "src")
+    archive = _git("archive", "--format=zip", commit, "src")
     target = workdir / "other"
-    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-        tar.extractall(target, filter="data")
+    with zipfile.ZipFile(io.BytesIO(archive)) as tree:  # zipfile keeps every path inside
+        tree.extractall(target)
     src = target / "src"
     if not (src / "eventpro" / "__init__.py").is_file():
         raise CompareError(f"{rev} has no src/eventpro")

@@ -108,7 +108,7 @@ def _bare_poll(wrk: str, duration: float) -> dict[str, Any]:
     """The same polls answered by a bare Starlette route that reads nothing."""
     with served_baseline(dict(os.environ)) as (base, server):
         ids = [f"pur_bare{i}" for i in range(POLLED)]
-        return _wrk(wrk, server.pid, f"{base}/v1/purchases/", duration, _polls_script(ids))
+        return wrk_cpu(wrk, server.pid, f"{base}/v1/purchases/", duration, polls_script(ids))
 
 
 CpuClock = Callable[[], float]  # CPU seconds so far of a process measured beside the API
@@ -204,9 +204,11 @@ def _round(
     """Polls of the first purchases in line, of the last, then admissions: `duration` each."""
     polls = f"{base}/v1/purchases/"
     measured = (
-        _wrk(wrk, pid, polls, duration, _polls_script(head), backend_cpu),
-        _wrk(wrk, pid, polls, duration, _polls_script(tail), backend_cpu),
-        _wrk(wrk, pid, f"{base}/v1/events/{event_id}/purchases", duration, WRK_BUYERS, backend_cpu),
+        wrk_cpu(wrk, pid, polls, duration, polls_script(head), backend_cpu),
+        wrk_cpu(wrk, pid, polls, duration, polls_script(tail), backend_cpu),
+        wrk_cpu(
+            wrk, pid, f"{base}/v1/events/{event_id}/purchases", duration, WRK_BUYERS, backend_cpu
+        ),
     )
     for one in measured:
         if one["errors"]:  # a rate of refusals is not the rate of the work
@@ -245,11 +247,11 @@ def _depth(queue_url: str, event_id: str) -> int:
         queue.close()
 
 
-def _polls_script(purchase_ids: list[str]) -> str:
+def polls_script(purchase_ids: list[str]) -> str:
     return WRK_POLLS % ",".join(f'"{purchase_id}"' for purchase_id in purchase_ids)
 
 
-def _wrk(
+def wrk_cpu(
     wrk: str, pid: int, url: str, duration: float, script: str, backend_cpu: CpuClock | None = None
 ) -> dict[str, Any]:
     """`run_wrk` over `CONNECTIONS`, and the server's CPU time per answer (µs), and the
