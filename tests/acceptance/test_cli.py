@@ -282,6 +282,14 @@ def test_bench_compare_names_a_revision_git_does_not_know(tmp_path: Path) -> Non
     assert not list(tmp_path.iterdir())
 
 
+def test_bench_compare_refuses_the_aws_tier_instead_of_running_its_bench(tmp_path: Path) -> None:
+    args = ("bench", "--compare", "HEAD", "--backend", "aws", "--out", str(tmp_path))
+    done = eventpro(*args, env=service_env(COLUMNS="200"), timeout=60)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "--compare runs on sqlite, postgres or mariadb, not aws" in done.stdout
+    assert not list(tmp_path.iterdir())  # the AWS bench's JSON was not written
+
+
 def test_bench_compare_says_why_a_server_did_not_start(tmp_path: Path) -> None:
     args = ("bench", "--compare", "HEAD", "--quick", "--out", str(tmp_path))
     env = service_env(COLUMNS="200", EVENTPRO_RETRY_AFTER="0")  # `serve` refuses it

@@ -273,6 +273,15 @@ def bench(
     except OSError as exc:
         console.print(f"[red]--out {out}: {exc.strerror}[/]")
         raise typer.Exit(2) from exc
+    if compare:
+        if backend == "aws":  # the emulator serves one call at a time: no µs to compare
+            console.print("[red]--compare runs on sqlite, postgres or mariadb, not aws[/]")
+            raise typer.Exit(2)
+        rounds = runs or (2 if quick else 6)
+        duration = 0.5 if quick else duration
+        servers = Servers(postgres_url, redis_url)
+        _compare(compare, Tier.named(backend), servers, rounds, duration, out)
+        return
     if backend == "aws":  # its own module: DynamoDB is measured call by call
         from eventpro.cli import bench_aws
 
@@ -280,12 +289,6 @@ def bench(
         return
     if quick:
         duration, connections = 0.5, 8
-    if compare:
-        rounds = runs or (2 if quick else 6)
-        _compare(
-            compare, Tier.named(backend), Servers(postgres_url, redis_url), rounds, duration, out
-        )
-        return
     runs = runs or (1 if quick else 5)
     if loadgen:
         _loadgen(connections, duration, processes, runs, out / "loadgen.json")
