@@ -46,6 +46,7 @@ from eventpro.loadtest.client import (
     create_event,
     get_json,
     one_section_event,
+    one_ticket_buyers,
     open_loop,
     percentile,
 )
@@ -94,13 +95,6 @@ def _closed(base: str, shots: list[Shot], connections: int, duration: float) -> 
     return run(closed_loop(base, shots[warm_up:], connections, duration=duration))
 
 
-def _buyers(path: str, start: int, count: int) -> list[Shot]:
-    return [
-        Shot(path, {"buyer_id": f"bench{i}", "section": "Floor", "quantity": 1})
-        for i in range(start, start + count)
-    ]
-
-
 def _baseline(
     env: dict[str, str],
     connections: int,
@@ -110,7 +104,7 @@ def _baseline(
     processes: int = 1,
 ) -> dict[str, Any]:
     with served_baseline(env, processes) as (base, process):
-        answers = _closed(base, _buyers(path, 0, count), connections, duration)
+        answers = _closed(base, one_ticket_buyers(path, 0, count, "bench"), connections, duration)
         wrk = bench_loadgen.wrk_buyers(base + path, connections, duration)
         rss = round(tree_peak_rss_mib(process.pid), 1)
         return {**_rate(answers, 202), "wrk": wrk, "server_peak_rss_mib": rss}
@@ -135,11 +129,13 @@ def _admission(
             depth = event["queue"]["depth"] if isinstance(event, dict) else 0
             return {"line": depth, "rss_mib": round(tree_peak_rss_mib(process.pid, "VmRSS"), 1)}
 
-        peak = _rate(_closed(base, _buyers(path, 0, count), connections, duration), 202)
+        buyers = one_ticket_buyers(path, 0, count, "bench")
+        peak = _rate(_closed(base, buyers, connections, duration), 202)
         after_peak = memory()
         wrk = bench_loadgen.wrk_buyers(base + path, connections, duration)
         half = max(1.0, peak["rate"] / 2)
-        paced = run(open_loop(base, _buyers(path, count, int(half * duration)), half, connections))
+        paced_buyers = one_ticket_buyers(path, count, int(half * duration), "bench")
+        paced = run(open_loop(base, paced_buyers, half, connections))
         latencies = [a.latency for a in paced if a.status == 202]
 
         def ms(fraction: float) -> float:

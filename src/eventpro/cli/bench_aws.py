@@ -50,6 +50,7 @@ from eventpro.loadtest.client import (
     closed_loop,
     create_event,
     one_section_event,
+    one_ticket_buyers,
     percentile,
 )
 from eventpro.loadtest.emulator import Counts, EmulatorMissing, counts, dynamodb_service
@@ -142,7 +143,7 @@ def _phases(
     path = f"/v1/events/{event_id}/purchases"
     say(f"bench aws: admission of {plan.buyers:,} buyers")
     with count.phase("admission"):
-        admitted = _send(base, _buyers(path, 0, plan.buyers), plan.connections)
+        admitted = _send(base, one_ticket_buyers(path, 0, plan.buyers, "aws"), plan.connections)
     say("bench aws: decisions")
     with count.phase("decisions"):
         decisions = _decide(url, plan.batch_size)
@@ -152,7 +153,9 @@ def _phases(
         polls = _send(base, [Shot(f"/v1/purchases/{i}") for i in ids], plan.connections)
     say(f"bench aws: {plan.after_sell_out:,} buyers after the sell-out")
     with count.phase("after_sell_out"):
-        late = _send(base, _buyers(path, plan.buyers, plan.after_sell_out), plan.connections)
+        late = _send(
+            base, one_ticket_buyers(path, plan.buyers, plan.after_sell_out, "aws"), plan.connections
+        )
     results = {
         "admission": _rate(admitted, 202),
         "decisions": decisions,
@@ -168,13 +171,6 @@ def _phases(
             "decisions": _bare(url, count.found["decisions"], plan.buyers),
         }
     return results
-
-
-def _buyers(path: str, start: int, count: int) -> list[Shot]:
-    return [
-        Shot(path, {"buyer_id": f"aws{i}", "section": "Floor", "quantity": 1})
-        for i in range(start, start + count)
-    ]
 
 
 def _send(base: str, shots: list[Shot], connections: int) -> list[Answer]:

@@ -14,7 +14,6 @@ first on its server's `PYTHONPATH`; the installed dependencies are this build's.
 from __future__ import annotations
 
 import io
-import json
 import os
 import secrets
 import shutil
@@ -29,10 +28,14 @@ from pathlib import Path
 from typing import Any
 
 from eventpro.bootstrap import Servers, Tier, fresh_backends
-from eventpro.cli.bench_loadgen import WRK_BUYERS, wrk_path
-from eventpro.cli.bench_polls import CONNECTIONS, POLLED, polls_script, wrk_cpu
-from eventpro.loadtest.client import Shot, closed_loop, create_event, one_section_event
-from eventpro.loadtest.http import run
+from eventpro.cli.bench_loadgen import wrk_path
+from eventpro.cli.bench_polls import CONNECTIONS, POLLED, polls_then_admissions
+from eventpro.loadtest.client import (
+    admitted_ids,
+    create_event,
+    one_section_event,
+    one_ticket_buyers,
+)
 from eventpro.loadtest.process import free_port, served
 
 MEASURES = ("poll", "admission")
@@ -88,23 +91,12 @@ def _round(wrk: str, order: tuple[Build, Build], duration: float) -> dict[str, A
     over the other's, for each measure."""
     measured: dict[str, Any] = {"first": order[0].label}
     for build in order:
-        polls = wrk_cpu(
-            wrk,
-            build.pid,
-            f"{build.base}/v1/purchases/",
-            duration,
-            polls_script(build.purchase_ids),
-        )
-        admissions = wrk_cpu(
-            wrk,
-            build.pid,
-            f"{build.base}/v1/events/{build.event_id}/purchases",
-            duration,
-            WRK_BUYERS,
-        )
-        for one in (polls, admissions):
-            if one["errors"]:  # a rate of refusals is not the rate of the work
-                raise CompareError(f"{build.label}: {one['errors']} answers were not 2xx: {one}")
+        try:
+            polls, admissions = polls_then_admissions(
+                wrk, build.base, build.pid, build.event_id, (build.purchase_ids,), duration
+            )
+        except RuntimeError as exc:  # answers that were not 2xx
+            raise CompareError(f"{build.label}: {exc}") from exc
         measured[build.label] = {"poll": polls, "admission": admissions}
     measured["cpu_ratio"] = {
         name: round(
@@ -153,16 +145,11 @@ def _build(
 def _admit(base: str, event_id: str) -> list[str]:
     """`POLLED` purchases admitted over HTTP (either build's queue may store them its own
     way): their ids."""
-    path = f"/v1/events/{event_id}/purchases"
-    shots = [
-        Shot(path, {"buyer_id": f"compare{i}", "section": "Floor", "quantity": 1})
-        for i in range(POLLED)
-    ]
-    answers = run(closed_loop(base, shots, 32, keep_body=True))
-    refused = [a.status for a in answers if a.status != 202]
-    if refused:
-        raise CompareError(f"{len(refused)} of the line's admissions were refused: {refused[:5]}")
-    return [str(json.loads(a.body)["purchase_id"]) for a in answers]
+    shots = one_ticket_buyers(f"/v1/events/{event_id}/purchases", 0, POLLED, "compare")
+    try:
+        return admitted_ids(base, shots, 32)
+    except RuntimeError as exc:
+        raise CompareError(f"the line's admissions: {exc}") from exc
 
 
 def _imports(env: dict[str, str]) -> str:

@@ -25,7 +25,7 @@ import secrets
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -108,7 +108,7 @@ def _bare_poll(wrk: str, duration: float) -> dict[str, Any]:
     """The same polls answered by a bare Starlette route that reads nothing."""
     with served_baseline(dict(os.environ)) as (base, server):
         ids = [f"pur_bare{i}" for i in range(POLLED)]
-        return wrk_cpu(wrk, server.pid, f"{base}/v1/purchases/", duration, polls_script(ids))
+        return _wrk(wrk, server.pid, f"{base}/v1/purchases/", duration, _polls_script(ids))
 
 
 CpuClock = Callable[[], float]  # CPU seconds so far of a process measured beside the API
@@ -151,13 +151,13 @@ def _measure(
     head, tail = first[:POLLED], first[-POLLED:]
     # The same polls and admissions at both lengths of the line, so that the memory read
     # after each differs by the line alone, not by which code paths have run.
-    _round(wrk, base, pid, event_id, head, tail, WARM_S, backend_cpu)
+    polls_then_admissions(wrk, base, pid, event_id, (head, tail), WARM_S, backend_cpu)
     rss = {_depth(queue_url, event_id): peak_rss_mib(pid, "VmRSS")}
     more = _fill(queue_url, event_id, len(first), line - len(first))
     tail = more[-POLLED:] if more else tail
     time.sleep(SETTLE_S)  # the backends absorb the fill (SQLite checkpoints its WAL)
-    poll_head, poll_tail, admission = _round(
-        wrk, base, pid, event_id, head, tail, duration, backend_cpu
+    poll_head, poll_tail, admission = polls_then_admissions(
+        wrk, base, pid, event_id, (head, tail), duration, backend_cpu
     )
     rss[_depth(queue_url, event_id)] = peak_rss_mib(pid, "VmRSS")
     per_admission = admission["rate"] or 1.0
@@ -191,25 +191,21 @@ def _measure(
     }
 
 
-def _round(
+def polls_then_admissions(
     wrk: str,
     base: str,
     pid: int,
     event_id: str,
-    head: list[str],
-    tail: list[str],
+    polled: Sequence[list[str]],
     duration: float,
-    backend_cpu: CpuClock | None,
-) -> tuple[dict[str, Any], ...]:
-    """Polls of the first purchases in line, of the last, then admissions: `duration` each."""
+    backend_cpu: CpuClock | None = None,
+) -> list[dict[str, Any]]:
+    """Polls of each list of purchases in turn, then admissions to `event_id`: `duration`
+    each, with the server's CPU per answer (`bench --compare` measures with it too)."""
     polls = f"{base}/v1/purchases/"
-    measured = (
-        wrk_cpu(wrk, pid, polls, duration, polls_script(head), backend_cpu),
-        wrk_cpu(wrk, pid, polls, duration, polls_script(tail), backend_cpu),
-        wrk_cpu(
-            wrk, pid, f"{base}/v1/events/{event_id}/purchases", duration, WRK_BUYERS, backend_cpu
-        ),
-    )
+    measured = [_wrk(wrk, pid, polls, duration, _polls_script(ids), backend_cpu) for ids in polled]
+    admissions = f"{base}/v1/events/{event_id}/purchases"
+    measured.append(_wrk(wrk, pid, admissions, duration, WRK_BUYERS, backend_cpu))
     for one in measured:
         if one["errors"]:  # a rate of refusals is not the rate of the work
             raise RuntimeError(f"{one['errors']} answers were not 2xx: {one}")
@@ -247,11 +243,11 @@ def _depth(queue_url: str, event_id: str) -> int:
         queue.close()
 
 
-def polls_script(purchase_ids: list[str]) -> str:
+def _polls_script(purchase_ids: list[str]) -> str:
     return WRK_POLLS % ",".join(f'"{purchase_id}"' for purchase_id in purchase_ids)
 
 
-def wrk_cpu(
+def _wrk(
     wrk: str, pid: int, url: str, duration: float, script: str, backend_cpu: CpuClock | None = None
 ) -> dict[str, Any]:
     """`run_wrk` over `CONNECTIONS`, and the server's CPU time per answer (µs), and the

@@ -20,13 +20,18 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import orjson
 from rich.table import Table
 
 from eventpro.bootstrap import Servers as BackendServers
 from eventpro.bootstrap import Tier, bootstrap, fresh_backends
 from eventpro.config import Settings
-from eventpro.loadtest.client import Shot, closed_loop, create_event, one_section_event, percentile
+from eventpro.loadtest.client import (
+    admitted_ids,
+    create_event,
+    one_section_event,
+    one_ticket_buyers,
+    percentile,
+)
 from eventpro.loadtest.http import run
 from eventpro.loadtest.process import (
     cpu_seconds,
@@ -151,15 +156,8 @@ def measure(streams: int, idle: float = IDLE_SECONDS) -> dict[str, Any]:
 
 def _admit(base: str, token: str, count: int) -> list[str]:
     event_id = create_event(base, token, one_section_event("streams bench", count, 100, 1))
-    path = f"/v1/events/{event_id}/purchases"
-    shots = [
-        Shot(path, {"buyer_id": f"s{i}", "section": "Floor", "quantity": 1}) for i in range(count)
-    ]
-    answers = run(closed_loop(base, shots, 64, keep_body=True))
-    ids = [orjson.loads(a.body)["purchase_id"] for a in answers if a.status == 202]
-    if len(ids) != count:
-        raise RuntimeError(f"only {len(ids)} of {count} purchases were admitted")
-    return ids
+    shots = one_ticket_buyers(f"/v1/events/{event_id}/purchases", 0, count, "s")
+    return admitted_ids(base, shots, 64)
 
 
 def table(results: dict[str, Any]) -> Table:

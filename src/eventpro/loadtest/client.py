@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import orjson
 
-from eventpro.loadtest.http import HttpClient
+from eventpro.loadtest.http import HttpClient, run
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +136,25 @@ def one_section_event(
     if per_buyer_limit is not None:
         body["per_buyer_limit"] = per_buyer_limit
     return body
+
+
+def one_ticket_buyers(path: str, start: int, count: int, prefix: str) -> list[Shot]:
+    """Buyers `<prefix><start>`… POSTing to `path` for one ticket each of the "Floor"
+    section of `one_section_event`."""
+    return [
+        Shot(path, {"buyer_id": f"{prefix}{i}", "section": "Floor", "quantity": 1})
+        for i in range(start, start + count)
+    ]
+
+
+def admitted_ids(base: str, shots: Sequence[Shot], connections: int) -> list[str]:
+    """Send every purchase POST, closed loop; their purchase ids, in order. Raises
+    RuntimeError unless every one was admitted (202)."""
+    answers = run(closed_loop(base, shots, connections, keep_body=True))
+    ids = [str(orjson.loads(a.body)["purchase_id"]) for a in answers if a.status == 202]
+    if len(ids) != len(shots):
+        raise RuntimeError(f"only {len(ids)} of {len(shots)} purchases were admitted")
+    return ids
 
 
 def create_event(base: str, token: str, body: Mapping[str, object]) -> str:

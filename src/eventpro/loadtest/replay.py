@@ -25,7 +25,13 @@ from prometheus_client.parser import text_string_to_metric_families
 from eventpro.bootstrap import Servers, Tier, bootstrap, fresh_backends
 from eventpro.config import Settings
 from eventpro.domain.model import Strategy
-from eventpro.loadtest.client import Shot, closed_loop, create_event, get_json, one_section_event
+from eventpro.loadtest.client import (
+    closed_loop,
+    create_event,
+    get_json,
+    one_section_event,
+    one_ticket_buyers,
+)
 from eventpro.loadtest.http import run
 from eventpro.loadtest.process import (
     free_port,
@@ -208,10 +214,7 @@ FCFS_SLACK = 0.1  # seconds: requests sent this close together may reach the ser
 def measure_ceiling(connections: int, out: Path, duration: float = 5.0) -> Ceiling:
     """A bare Starlette `POST /hello` under a closed loop of `connections` connections."""
     with served_baseline(_inherited_env(), log=out / "server-ceiling.log") as (base, _):
-        shots = [
-            Shot("/hello", {"buyer_id": f"b{i}", "section": "Floor", "quantity": 1})
-            for i in range(2_000_000)
-        ]
+        shots = one_ticket_buyers("/hello", 0, 2_000_000, "b")
         started = time.perf_counter()
         answers = run(closed_loop(base, shots, connections, duration=duration))
         elapsed = time.perf_counter() - started
